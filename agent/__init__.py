@@ -1,0 +1,1 @@
+"""The LangGraph state machine that runs each customer's conversation."""

@@ -1,0 +1,1 @@
+"""Bottom layer: configuration (settings, business YAML), clock and logging helpers shared by every package."""

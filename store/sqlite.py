@@ -1,0 +1,106 @@
+"""SQLite implementation of `Database` (the embedded default): one file, WAL, created on first use."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+
+import aiosqlite
+
+from store.database import Connection, Database, Dialect, IntegrityConflict, Params, Row, utc_text
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+def sqlite_path(url: str) -> str:
+    """The file path of a `sqlite:///relative` or `sqlite:////absolute` URL (`:memory:` kept as is)."""
+    path = url.removeprefix("sqlite://")
+    path = path.removeprefix("/") if not path.startswith("//") else path[1:]
+    return path or ":memory:"
+
+
+def _adapt(params: Params | None) -> dict[str, object]:
+    adapted: dict[str, object] = {}
+    for key, value in (params or {}).items():
+        if isinstance(value, datetime):
+            adapted[key] = utc_text(value)
+        elif isinstance(value, Mapping | list | tuple) and not isinstance(value, str):
+            adapted[key] = json.dumps(value, ensure_ascii=False, default=str)
+        elif isinstance(value, bool):
+            adapted[key] = int(value)
+        else:
+            adapted[key] = value
+    return adapted
+
+
+class _SqliteConnection(Connection):
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, params: Params | None = None) -> int:
+        try:
+            cursor = await self._conn.execute(sql, _adapt(params))
+        except sqlite3.IntegrityError as exc:
+            raise IntegrityConflict(str(exc)) from exc
+        return cursor.rowcount
+
+    async def fetch_all(self, sql: str, params: Params | None = None) -> list[Row]:
+        try:
+            cursor = await self._conn.execute(sql, _adapt(params))
+        except sqlite3.IntegrityError as exc:
+            raise IntegrityConflict(str(exc)) from exc
+        rows: Sequence[sqlite3.Row] = await cursor.fetchall()  # type: ignore[assignment]
+        return [dict(row) for row in rows]
+
+
+class SqliteDatabase(Database):
+    """One aiosqlite connection per instance; transactions are serialised with a lock (SQLite has one writer)."""
+
+    dialect = Dialect.SQLITE
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.path = sqlite_path(url)
+        self._conn: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    async def _connection(self) -> aiosqlite.Connection:
+        if self._conn is None:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            conn = await aiosqlite.connect(self.path, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            await conn.execute("PRAGMA journal_mode = WAL")
+            await conn.execute("PRAGMA foreign_keys = ON")
+            await conn.execute("PRAGMA synchronous = NORMAL")
+            self._conn = conn
+        return self._conn
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        async with self._lock:
+            conn = await self._connection()
+            # IMMEDIATE takes the write lock up front: two processes never deadlock upgrading a read lock.
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield _SqliteConnection(conn)
+            except BaseException:
+                await conn.execute("ROLLBACK")
+                raise
+            await conn.execute("COMMIT")
+
+    async def execute_script(self, sql: str) -> None:
+        async with self._lock:
+            conn = await self._connection()
+            await conn.executescript(f"BEGIN IMMEDIATE;\n{sql}\nCOMMIT;")
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None

@@ -1,0 +1,95 @@
+"""Shared fixtures: a migrated database on each engine, a fixed clock, the example business."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg
+import pytest
+
+from core.business import Business, load_business
+from store import Database, open_database
+from store.migrate import migrate
+
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+if not FIXTURES.is_dir():  # a clone placed elsewhere: the fixtures are copied under tests/fixtures
+    FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(autouse=True)
+def _offline_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tests never read a developer's .env or reach a real model or tracer.
+    monkeypatch.setenv("LANGSMITH_TRACING", "false")
+    monkeypatch.setenv("LANGSMITH_TEST_TRACKING", "false")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+
+
+def postgres_url() -> str | None:
+    """The throwaway PostgreSQL database CI creates, if any."""
+    return os.environ.get("TEST_DATABASE_URL")
+
+
+class PostgresSchema:
+    """A fresh schema per test inside TEST_DATABASE_URL, so tests never see each other's rows."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.name = f"t_{uuid.uuid4().hex[:12]}"
+
+    @property
+    def url(self) -> str:
+        sep = "&" if "?" in self.base_url else "?"
+        return f"{self.base_url}{sep}options={quote(f'-c search_path={self.name}')}"
+
+    def create(self) -> None:
+        with psycopg.connect(self.base_url, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{self.name}"')
+
+    def drop(self) -> None:
+        with psycopg.connect(self.base_url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{self.name}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL for an empty database on each engine (SQLite file, or a fresh PostgreSQL schema)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'asistente.db'}"
+        return
+    base = postgres_url()
+    if base is None:
+        pytest.skip("TEST_DATABASE_URL not set (CI sets it; see .ci/run)")
+    schema = PostgresSchema(base)
+    schema.create()
+    try:
+        yield schema.url
+    finally:
+        schema.drop()
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """A migrated database on each engine."""
+    database = open_database(database_url)
+    await migrate(database)
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+@pytest.fixture
+def business() -> Business:
+    """The shipped example salon (Madrid)."""
+    return load_business(Path("does-not-exist.yaml"))
+
+
+@pytest.fixture
+def now() -> datetime:
+    """A fixed 'now': Tuesday 24 November 2026, 21:00 UTC (22:00 in Madrid)."""
+    return datetime(2026, 11, 24, 21, 0, tzinfo=UTC)
