@@ -23,7 +23,7 @@ class BusinessConfigError(ValueError):
 
 
 def normalize_name(text: str) -> str:
-    """Lower-case, accent-free, single-spaced form of a name, for lenient matching ("Corte y peinado" == "corte  Y PEINADO")."""
+    """Lower-case, accent-free, single-spaced form of a name, for lenient matching ("Córte  Y" == "corte y")."""
     decomposed = unicodedata.normalize("NFKD", text)
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return " ".join(stripped.casefold().split())

@@ -16,7 +16,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Values copied from documentation or `.env.example` that must never reach a real service. Matched on the start of
 # the value (after a vendor prefix such as `sk-proj-`), never anywhere inside it: real tokens are random text.
-_PLACEHOLDER_PREFIXES = ("changeme", "change-me", "change_me", "tu_", "tu-", "your_", "your-", "replace", "placeholder", "<")
+_PLACEHOLDER_PREFIXES = (
+    "changeme", "change-me", "change_me", "tu_", "tu-", "your_", "your-", "replace", "placeholder", "<",
+)
 _PLACEHOLDER_EXACT = {"", "secret", "password", "token", "test", "xxx"}
 _VENDOR_PREFIXES = ("sk-proj-", "sk-", "lsv2_pt_", "lsv2_sk_")
 
@@ -38,7 +40,9 @@ def is_placeholder(value: str) -> bool:
 class Settings(BaseSettings):
     """Every configuration key of Asistente. Field names map to upper-case environment variables."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True
+    )
 
     # Persistence
     database_url: str = DEFAULT_DATABASE_URL
@@ -113,6 +117,8 @@ class Settings(BaseSettings):
         for key, secret, enabled in checks:
             if enabled and (secret is None or is_placeholder(secret.get_secret_value())):
                 raise ValueError(f"{key} is a placeholder or empty; set a real value or remove the key")
+        if self.twilio_account_sid is not None and re.fullmatch(r"AC[xX]+", self.twilio_account_sid):
+            raise ValueError("TWILIO_ACCOUNT_SID is a placeholder; set your real Account SID or remove the key")
         if self.twilio_account_sid is not None and self.twilio_auth_token is None:
             raise ValueError("TWILIO_AUTH_TOKEN is required when TWILIO_ACCOUNT_SID is set")
         if self.twilio_enabled and not self.twilio_whatsapp_number:

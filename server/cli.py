@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from typing import Annotated
 
 import httpx
@@ -77,7 +76,7 @@ def check(
     typer.echo(f"business: {business.name} ({business.timezone}, {len(business.services)} services)")
 
     async def run() -> list[ProbeResult]:
-        db = open_database(settings.database_url)
+        db = open_database(settings.database_url, open_timeout=3.0)
         try:
             results = [await probe_database(db)]
         finally:
@@ -104,4 +103,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -126,8 +126,11 @@ def parse_datetime(value: object) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def open_database(url: str) -> Database:
-    """A `Database` for a `sqlite:///path` or `postgresql://...` URL. Call `await db.close()` when done."""
+def open_database(url: str, *, open_timeout: float = 10.0) -> Database:
+    """A `Database` for a `sqlite:///path` or `postgresql://...` URL. Call `await db.close()` when done.
+
+    `open_timeout` bounds how long a PostgreSQL pool keeps trying to connect before giving up.
+    """
     if url.startswith("sqlite://"):
         from store.sqlite import SqliteDatabase
 
@@ -135,7 +138,7 @@ def open_database(url: str) -> Database:
     if url.startswith(("postgresql://", "postgres://")):
         from store.postgres import PostgresDatabase
 
-        return PostgresDatabase(url)
+        return PostgresDatabase(url, open_timeout=open_timeout)
     raise ValueError(f"unsupported DATABASE_URL scheme: {url.split(':', 1)[0]!r}")
 
 

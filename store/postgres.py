@@ -58,8 +58,9 @@ class PostgresDatabase(Database):
 
     dialect = Dialect.POSTGRES
 
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10, open_timeout: float = 10.0) -> None:
         self.url = url
+        self.open_timeout = open_timeout
         self._pool = AsyncConnectionPool(
             url, min_size=min_size, max_size=max_size, kwargs=CONNECTION_KWARGS, open=False
         )
@@ -71,7 +72,7 @@ class PostgresDatabase(Database):
         if not self._opened:
             async with self._open_lock:
                 if not self._opened:
-                    await self._pool.open(wait=True, timeout=10)
+                    await self._pool.open(wait=True, timeout=self.open_timeout)
                     self._opened = True
         return self._pool
 

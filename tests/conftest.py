@@ -16,9 +16,8 @@ from core.business import Business, load_business
 from store import Database, open_database
 from store.migrate import migrate
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
-if not FIXTURES.is_dir():  # a clone placed elsewhere: the fixtures are copied under tests/fixtures
-    FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# Copies of ../shared/fixtures (public payload shapes and signature vectors), so a clone is self-contained.
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 @pytest.fixture(autouse=True)
