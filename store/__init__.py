@@ -1,4 +1,4 @@
-"""Persistence shared by every layer: one schema, SQLite (embedded default) or PostgreSQL (Supabase) behind `Database`."""
+"""Persistence shared by every layer: one schema on SQLite (default) or PostgreSQL (Supabase), behind `Database`."""
 
 from store.database import Database, Dialect, IntegrityConflict, open_database
 
