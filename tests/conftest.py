@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -20,12 +21,24 @@ from store.migrate import migrate
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
+_real_connect = socket.socket.connect
+
+
+def _loopback_only(self: socket.socket, address: object) -> None:
+    # Real model, Twilio or Calendly requests are blocked: only this machine (PostgreSQL, test servers) is reachable.
+    host = address[0] if isinstance(address, tuple) else address
+    if self.family in (socket.AF_INET, socket.AF_INET6) and host not in ("127.0.0.1", "::1", "localhost"):
+        raise ConnectionRefusedError(f"network access blocked in tests: {address!r}")
+    _real_connect(self, address)  # type: ignore[arg-type]
+
+
 @pytest.fixture(autouse=True)
 def _offline_env(monkeypatch: pytest.MonkeyPatch) -> None:
     # Tests never read a developer's .env or reach a real model or tracer.
     monkeypatch.setenv("LANGSMITH_TRACING", "false")
     monkeypatch.setenv("LANGSMITH_TEST_TRACKING", "false")
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setattr(socket.socket, "connect", _loopback_only)
 
 
 def postgres_url() -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from core.business import Service
 from store.models import Appointment
@@ -71,6 +71,7 @@ class CalendarHealth:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+@runtime_checkable
 class Calendar(Protocol):
     """Availability and bookings. Every datetime in and out is timezone-aware.
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 OutboundKind = Literal["reply", "system", "confirmation", "reminder", "cancellation", "staff", "admin"]
 
 logger = logging.getLogger(__name__)
 
 
+@runtime_checkable
 class MessageSender(Protocol):
     """Queues a WhatsApp message for delivery (the server's implementation writes it to the outbox first)."""
 

@@ -1,0 +1,158 @@
+"""The conversation as a state machine.
+
+    START -> agent --(no tool calls)--> compact -> END
+               |--(tool calls)--> tools --(a write call)--> review --(valid)--> await_confirmation -> agent
+               ^                    |                          |--(invalid: refusal to the model)--> agent
+               |--------------------+ (reads only)
+
+Write tools never run from the model's call alone: `review` validates the call and renders a question,
+`await_confirmation` pauses the thread (`interrupt`) until the customer answers, and only a clear yes executes it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolCall, ToolMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.prebuilt import ToolRuntime
+from langgraph.runtime import Runtime
+from langgraph.types import interrupt
+from pydantic import ValidationError
+
+from agent.confirmation import is_clear_yes
+from agent.prompting import dynamic_context, static_prefix
+from agent.state import ConversationState, PendingAction
+from agent.window import compaction, model_window
+from tools.context import Context
+from tools.registry import ALL_TOOLS, TOOLS_BY_NAME, WRITE_TOOLS
+from tools.results import ToolRefusal, problem
+
+Graph = CompiledStateGraph[ConversationState, Context, Any, Any]
+
+
+def _last_ai(state: ConversationState) -> AIMessage:
+    for message in reversed(state.get("messages", [])):
+        if isinstance(message, AIMessage):
+            return message
+    raise ValueError("no model message in the thread")
+
+
+def _unanswered(state: ConversationState) -> list[ToolCall]:
+    """Tool calls of the last model message that have no ToolMessage yet."""
+    answered = {m.tool_call_id for m in state.get("messages", []) if isinstance(m, ToolMessage)}
+    return [call for call in _last_ai(state).tool_calls if call["id"] not in answered]
+
+
+def _invalid_arguments(call: ToolCall, exc: ValidationError) -> ToolMessage:
+    details = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+    content = problem("invalid_arguments", f"Fix the arguments and call {call['name']} again. {details}")
+    return ToolMessage(content=content, tool_call_id=call["id"], name=call["name"], status="error")
+
+
+async def run_tool(call: ToolCall, state: ConversationState, runtime: Runtime[Context], config: RunnableConfig) -> ToolMessage:
+    """Validate a call's arguments against the tool's schema and run it with the turn's context."""
+    tool = TOOLS_BY_NAME.get(call["name"])
+    if tool is None:
+        content = problem("unknown_tool", f"There is no tool {call['name']!r}.", tools=sorted(TOOLS_BY_NAME))
+        return ToolMessage(content=content, tool_call_id=call["id"], name=call["name"], status="error")
+    try:
+        tool.tool_call_schema.model_validate(call["args"])  # type: ignore[union-attr]
+    except ValidationError as exc:
+        return _invalid_arguments(call, exc)
+    tool_runtime = ToolRuntime(
+        state=state, context=runtime.context, config=config, stream_writer=runtime.stream_writer,
+        tool_call_id=call["id"], store=runtime.store,
+    )
+    result = await tool.ainvoke({**call, "args": {**call["args"], "runtime": tool_runtime}})
+    assert isinstance(result, ToolMessage)
+    return result
+
+
+def build_graph(model: BaseChatModel, checkpointer: BaseCheckpointSaver[Any] | None = None) -> Graph:
+    """Compile the conversation graph around a tool-calling chat model."""
+    bound = model.bind_tools(list(ALL_TOOLS))
+
+    async def agent(state: ConversationState, runtime: Runtime[Context]) -> dict[str, Any]:
+        ctx = runtime.context
+        window = model_window(state.get("messages", []))
+        prompt: list[AnyMessage] = [static_prefix(ctx.business), await dynamic_context(ctx), *window]
+        response = await bound.ainvoke(prompt)
+        return {"messages": [response]}
+
+    async def tools(state: ConversationState, runtime: Runtime[Context], config: RunnableConfig) -> dict[str, Any]:
+        # Reads run now; the first write waits for `review`; further writes in the same message are sent back.
+        results: list[ToolMessage] = []
+        write_seen = False
+        for call in _unanswered(state):
+            if call["name"] not in WRITE_TOOLS:
+                results.append(await run_tool(call, state, runtime, config))
+            elif write_seen:
+                content = problem("one_change_at_a_time", "Only one change can be confirmed at a time; call it again afterwards.")
+                results.append(ToolMessage(content=content, tool_call_id=call["id"], name=call["name"], status="error"))
+            else:
+                write_seen = True
+        return {"messages": results}
+
+    async def review(state: ConversationState, runtime: Runtime[Context]) -> dict[str, Any]:
+        call = _unanswered(state)[0]
+        write = WRITE_TOOLS[call["name"]]
+        try:
+            args = write.tool.tool_call_schema.model_validate(call["args"]).model_dump()  # type: ignore[union-attr]
+            question = await write.confirm(runtime.context, args)
+        except ValidationError as exc:
+            return {"messages": [_invalid_arguments(call, exc)]}
+        except ToolRefusal as refusal:
+            return {"messages": [ToolMessage(content=refusal.result(), tool_call_id=call["id"], name=call["name"])]}
+        return {"pending": PendingAction(tool_call=dict(call), question=question)}
+
+    async def await_confirmation(
+        state: ConversationState, runtime: Runtime[Context], config: RunnableConfig
+    ) -> dict[str, Any]:
+        pending = state.get("pending")
+        assert pending is not None
+        call = ToolCall(**pending["tool_call"])  # type: ignore[typeddict-item]
+        # Pauses the thread; the customer's next message resumes it with {"text", "button_payload"}.
+        answer: dict[str, Any] = interrupt({"question": pending["question"], "tool": call["name"]})
+        text = str(answer.get("text", ""))
+        said = HumanMessage(content=text)
+        if is_clear_yes(text, answer.get("button_payload")):
+            result = await run_tool(call, state, runtime, config)
+        else:
+            content = problem(
+                "not_confirmed",
+                "The customer did not confirm, so nothing was changed. Their reply follows; act on what they said.",
+                customer_reply=text,
+            )
+            result = ToolMessage(content=content, tool_call_id=call["id"], name=call["name"])
+        return {"messages": [result, said], "pending": None}
+
+    async def compact(state: ConversationState) -> dict[str, Any]:
+        return {"messages": compaction(state.get("messages", []))}
+
+    def after_agent(state: ConversationState) -> Literal["tools", "compact"]:
+        return "tools" if _last_ai(state).tool_calls else "compact"
+
+    def after_tools(state: ConversationState) -> Literal["review", "agent"]:
+        return "review" if _unanswered(state) else "agent"
+
+    def after_review(state: ConversationState) -> Literal["await_confirmation", "agent"]:
+        return "await_confirmation" if state.get("pending") else "agent"
+
+    builder = StateGraph(ConversationState, context_schema=Context)
+    builder.add_node("agent", agent)
+    builder.add_node("tools", tools)
+    builder.add_node("review", review)
+    builder.add_node("await_confirmation", await_confirmation)
+    builder.add_node("compact", compact)
+    builder.add_edge(START, "agent")
+    builder.add_conditional_edges("agent", after_agent)
+    builder.add_conditional_edges("tools", after_tools)
+    builder.add_conditional_edges("review", after_review)
+    builder.add_edge("await_confirmation", "agent")
+    builder.add_edge("compact", END)
+    return builder.compile(checkpointer=checkpointer)

@@ -1,0 +1,106 @@
+"""`book_appointment`: validated before the customer is asked, executed only after their yes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from langchain_core.tools import tool
+from langgraph.prebuilt import ToolRuntime
+from pydantic import Field
+
+from prompts import render_localized
+from tools.calendar import BookingRequest, CalendarProblem, Customer
+from tools.context import Context
+from tools.results import ToolRefusal, ok
+from tools.timeutil import describe_day
+from tools.validation import SlotChoice, validate_email, validate_slot
+
+
+async def _validate(
+    ctx: Context, service: str, start_time: datetime, customer_email: str | None
+) -> tuple[SlotChoice, str | None]:
+    choice = await validate_slot(ctx, service, start_time)
+    email = validate_email(customer_email)
+    if email is None:
+        client = await ctx.clients.get(ctx.wa_id)
+        email = client.email if client else None
+    if ctx.calendar.kind == "calendly" and email is None:
+        raise ToolRefusal(
+            "needs_email",
+            "The booking system needs the customer's email once (it is remembered). Ask for it, then book again.",
+        )
+    return choice, email
+
+
+async def confirm_booking(ctx: Context, args: dict[str, object]) -> str:
+    """Validate a `book_appointment` call and render the question the customer must answer with a yes."""
+    choice, _ = await _validate(
+        ctx, str(args["service"]), _as_datetime(args["start_time"]), _opt(args.get("customer_email"))
+    )
+    return render_localized(
+        "confirm/book",
+        ctx.language,
+        service=choice.service.name,
+        day=describe_day(choice.start.date(), ctx.language),
+        time=f"{choice.start:%H:%M}",
+        duration=choice.service.duration_minutes,
+        price=choice.service.price_eur,
+        address=ctx.business.address,
+    )
+
+
+@tool
+async def book_appointment(
+    service: Annotated[str, Field(description="Service name, e.g. 'Corte y Peinado'.")],
+    start_time: Annotated[
+        datetime, Field(description="Local start time in the business timezone, ISO 8601 without offset.")
+    ],
+    runtime: ToolRuntime[Context],
+    customer_name: Annotated[str | None, Field(description="Name to book under, if the customer gave one.")] = None,
+    customer_email: Annotated[str | None, Field(description="Customer's email, if they gave one.")] = None,
+    notes: Annotated[str | None, Field(description="Anything the stylist should know.")] = None,
+) -> str:
+    """Book an appointment for the customer in this chat at an exact free start time.
+
+    Call it as soon as the customer has chosen a service and a time: the system itself asks the customer to
+    confirm before anything is booked, so do not ask for confirmation yourself. Returns the appointment id.
+    """
+    ctx = runtime.context
+    try:
+        choice, email = await _validate(ctx, service, start_time, customer_email)
+        client = await ctx.clients.update_profile(
+            ctx.wa_id, now=ctx.clock.now(), name=customer_name, email=email
+        )
+        appointment = await ctx.calendar.book(
+            BookingRequest(
+                service=choice.service,
+                start=choice.start,
+                customer=Customer(ctx.wa_id, client.id, client.display_name, email),
+                notes=notes,
+                # The same confirmed call never books twice, even if this node runs again after a crash.
+                idempotency_key=f"{ctx.wa_id}:{runtime.tool_call_id}",
+            )
+        )
+    except ToolRefusal as refusal:
+        return refusal.result()
+    except CalendarProblem as exc:
+        return ToolRefusal(exc.code, exc.message, **exc.details).result()
+    await ctx.notify_changed(appointment)
+    local = appointment.start_at.astimezone(ctx.business.tz)
+    return ok(
+        status="booked",
+        appointment_id=appointment.id,
+        service=appointment.service,
+        start_time=local.replace(tzinfo=None).isoformat(timespec="minutes"),
+        day=describe_day(local.date(), ctx.language),
+        price_eur=str(choice.service.price_eur),
+    )
+
+
+def _as_datetime(value: object) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+
+
+def _opt(value: object) -> str | None:
+    return None if value is None else str(value)

@@ -1,0 +1,108 @@
+"""`cancel_appointment` and `reschedule_appointment`: only the customer's own appointments, after their yes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from langchain_core.tools import tool
+from langgraph.prebuilt import ToolRuntime
+from pydantic import Field
+
+from prompts import render_localized
+from store.models import Appointment
+from tools.calendar import CalendarProblem
+from tools.context import Context
+from tools.results import ToolRefusal, ok
+from tools.timeutil import describe_day
+from tools.validation import SlotChoice, check_policy, own_appointment, validate_slot
+
+
+def _local(ctx: Context, appointment: Appointment) -> datetime:
+    return appointment.start_at.astimezone(ctx.business.tz)
+
+
+async def confirm_cancellation(ctx: Context, args: dict[str, object]) -> str:
+    """Validate a `cancel_appointment` call and render the question the customer must answer with a yes."""
+    appointment, _ = await own_appointment(ctx, str(args["appointment_id"]))
+    check_policy(ctx, appointment)
+    start = _local(ctx, appointment)
+    return render_localized(
+        "confirm/cancel", ctx.language, service=appointment.service,
+        day=describe_day(start.date(), ctx.language), time=f"{start:%H:%M}",
+    )
+
+
+@tool
+async def cancel_appointment(
+    appointment_id: Annotated[str, Field(description="Id of one of this customer's appointments (from lookup_client).")],
+    runtime: ToolRuntime[Context],
+    reason: Annotated[str | None, Field(description="Why, if the customer said.")] = None,
+) -> str:
+    """Cancel one of the customer's upcoming appointments.
+
+    The system asks the customer to confirm before cancelling; do not ask yourself. Only appointments of the
+    customer in this chat can be cancelled.
+    """
+    ctx = runtime.context
+    try:
+        appointment, _ = await own_appointment(ctx, appointment_id)
+        check_policy(ctx, appointment)
+        cancelled = await ctx.calendar.cancel(appointment, reason)
+    except ToolRefusal as refusal:
+        return refusal.result()
+    except CalendarProblem as exc:
+        return ToolRefusal(exc.code, exc.message, **exc.details).result()
+    await ctx.notify_changed(cancelled)
+    start = _local(ctx, cancelled)
+    return ok(status="cancelled", appointment_id=cancelled.id, service=cancelled.service,
+              day=describe_day(start.date(), ctx.language), time=f"{start:%H:%M}")
+
+
+async def _validate_move(ctx: Context, appointment_id: str, new_start_time: datetime) -> tuple[Appointment, SlotChoice]:
+    appointment, _ = await own_appointment(ctx, appointment_id)
+    check_policy(ctx, appointment)
+    choice = await validate_slot(ctx, appointment.service, new_start_time, moving=appointment)
+    if choice.start == appointment.start_at:
+        raise ToolRefusal("same_time", "The appointment is already at that time.")
+    return appointment, choice
+
+
+async def confirm_reschedule(ctx: Context, args: dict[str, object]) -> str:
+    """Validate a `reschedule_appointment` call and render the question the customer must answer with a yes."""
+    new_start = args["new_start_time"]
+    appointment, choice = await _validate_move(
+        ctx, str(args["appointment_id"]), new_start if isinstance(new_start, datetime) else datetime.fromisoformat(str(new_start))
+    )
+    old = _local(ctx, appointment)
+    return render_localized(
+        "confirm/reschedule", ctx.language, service=appointment.service,
+        old_day=describe_day(old.date(), ctx.language), old_time=f"{old:%H:%M}",
+        day=describe_day(choice.start.date(), ctx.language), time=f"{choice.start:%H:%M}",
+    )
+
+
+@tool
+async def reschedule_appointment(
+    appointment_id: Annotated[str, Field(description="Id of one of this customer's appointments (from lookup_client).")],
+    new_start_time: Annotated[
+        datetime, Field(description="New local start time in the business timezone, ISO 8601 without offset.")
+    ],
+    runtime: ToolRuntime[Context],
+) -> str:
+    """Move one of the customer's upcoming appointments to a new free start time (same service).
+
+    The system asks the customer to confirm before moving it; do not ask yourself.
+    """
+    ctx = runtime.context
+    try:
+        appointment, choice = await _validate_move(ctx, appointment_id, new_start_time)
+        moved = await ctx.calendar.reschedule(appointment, choice.service, choice.start)
+    except ToolRefusal as refusal:
+        return refusal.result()
+    except CalendarProblem as exc:
+        return ToolRefusal(exc.code, exc.message, **exc.details).result()
+    await ctx.notify_changed(moved)
+    start = _local(ctx, moved)
+    return ok(status="rescheduled", appointment_id=moved.id, service=moved.service,
+              day=describe_day(start.date(), ctx.language), time=f"{start:%H:%M}")
