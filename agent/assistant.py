@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
+from typing import Any, cast
 
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
@@ -18,13 +18,6 @@ from agent.prompting import event_message
 from agent.state import ConversationState
 from tools.context import Context, TurnKind
 from tools.results import problem
-
-
-@dataclass(frozen=True)
-class TurnDependencies:
-    """Everything a turn needs except who the customer is (a Context without the customer fields)."""
-
-    context: Context
 
 
 def thread_config(wa_id: str) -> RunnableConfig:
@@ -41,6 +34,11 @@ class Assistant:
         self._base = base_context
         self._prune = prune
 
+    @property
+    def base_context(self) -> Context:
+        """The shared services every turn's context is built from."""
+        return self._base
+
     async def _context(self, wa_id: str, turn: TurnKind, profile_name: str | None, texts: Sequence[str]) -> Context:
         base = self._base
         client = await base.clients.ensure(wa_id, now=base.clock.now(), profile_name=profile_name)
@@ -48,7 +46,9 @@ class Assistant:
         if guessed and guessed != client.language:
             client = await base.clients.update_profile(wa_id, now=base.clock.now(), language=guessed)
         language = client.language or base.business.language
-        return replace(base, wa_id=wa_id, profile_name=profile_name or client.profile_name, turn=turn, language=language)
+        return replace(
+            base, wa_id=wa_id, profile_name=profile_name or client.profile_name, turn=turn, language=language
+        )
 
     async def customer_turn(
         self, wa_id: str, messages: Sequence[IncomingText], *, profile_name: str | None = None
@@ -61,7 +61,9 @@ class Assistant:
         graph_input: Any
         if snapshot.interrupts:
             payloads = [m.button_payload for m in messages if m.button_payload]
-            graph_input = Command(resume={"text": "\n".join(texts), "button_payload": payloads[-1] if payloads else None})
+            graph_input = Command(
+                resume={"text": "\n".join(texts), "button_payload": payloads[-1] if payloads else None}
+            )
         else:
             graph_input = {"messages": [HumanMessage(content=text) for text in texts]}
         result = await self._graph.ainvoke(graph_input, config, context=ctx, durability="exit")
@@ -73,7 +75,7 @@ class Assistant:
         config = thread_config(wa_id)
         snapshot = await self._graph.aget_state(config)
         if snapshot.interrupts:
-            await self._supersede_pending(config, snapshot.values)
+            await self._supersede_pending(config, cast(ConversationState, snapshot.values))
         result = await self._graph.ainvoke({"messages": [event_message(event)]}, config, context=ctx, durability="exit")
         await self._finish(wa_id, result)
         # A system turn's final text is the agent's note to itself, never a message to the customer.
@@ -91,7 +93,9 @@ class Assistant:
             "A calendar event arrived before the customer answered; nothing was changed. Ask again if still relevant.",
         )
         withdrawn = ToolMessage(content=content, tool_call_id=call["id"], name=call["name"])
-        await self._graph.aupdate_state(config, {"messages": [withdrawn], "pending": None}, as_node="await_confirmation")
+        await self._graph.aupdate_state(
+            config, {"messages": [withdrawn], "pending": None}, as_node="await_confirmation"
+        )
 
     async def _finish(self, wa_id: str, result: dict[str, Any]) -> TurnResult:
         if self._prune and self._graph.checkpointer is not None:

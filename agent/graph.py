@@ -17,6 +17,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolCall, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.config import get_config
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolRuntime
@@ -54,7 +55,9 @@ def _invalid_arguments(call: ToolCall, exc: ValidationError) -> ToolMessage:
     return ToolMessage(content=content, tool_call_id=call["id"], name=call["name"], status="error")
 
 
-async def run_tool(call: ToolCall, state: ConversationState, runtime: Runtime[Context], config: RunnableConfig) -> ToolMessage:
+async def run_tool(
+    call: ToolCall, state: ConversationState, runtime: Runtime[Context], config: RunnableConfig | None = None
+) -> ToolMessage:
     """Validate a call's arguments against the tool's schema and run it with the turn's context."""
     tool = TOOLS_BY_NAME.get(call["name"])
     if tool is None:
@@ -65,12 +68,87 @@ async def run_tool(call: ToolCall, state: ConversationState, runtime: Runtime[Co
     except ValidationError as exc:
         return _invalid_arguments(call, exc)
     tool_runtime = ToolRuntime(
-        state=state, context=runtime.context, config=config, stream_writer=runtime.stream_writer,
-        tool_call_id=call["id"], store=runtime.store,
+        state=state,
+        context=runtime.context,
+        config=get_config() if config is None else config,
+        stream_writer=runtime.stream_writer,
+        tool_call_id=call["id"],
+        store=runtime.store,
     )
     result = await tool.ainvoke({**call, "args": {**call["args"], "runtime": tool_runtime}})
     assert isinstance(result, ToolMessage)
     return result
+
+
+async def tools(state: ConversationState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Run read calls now; the first write call waits for `review`; further writes in the same message go back."""
+    results: list[ToolMessage] = []
+    write_seen = False
+    for call in _unanswered(state):
+        if call["name"] not in WRITE_TOOLS:
+            results.append(await run_tool(call, state, runtime))
+        elif write_seen:
+            content = problem(
+                "one_change_at_a_time", "Only one change can be confirmed at a time; call it again afterwards."
+            )
+            results.append(ToolMessage(content=content, tool_call_id=call["id"], name=call["name"], status="error"))
+        else:
+            write_seen = True
+    return {"messages": results}
+
+
+async def review(state: ConversationState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Validate the write call and render its confirmation question; an invalid call goes back to the model."""
+    call = _unanswered(state)[0]
+    write = WRITE_TOOLS[call["name"]]
+    try:
+        args = write.tool.tool_call_schema.model_validate(call["args"]).model_dump()  # type: ignore[union-attr]
+        question = await write.confirm(runtime.context, args)
+    except ValidationError as exc:
+        return {"messages": [_invalid_arguments(call, exc)]}
+    except ToolRefusal as refusal:
+        return {"messages": [ToolMessage(content=refusal.result(), tool_call_id=call["id"], name=call["name"])]}
+    return {"pending": PendingAction(tool_call=dict(call), question=question)}
+
+
+async def await_confirmation(state: ConversationState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Pause until the customer answers the question; only a clear yes executes the write."""
+    pending = state.get("pending")
+    assert pending is not None
+    call = ToolCall(**pending["tool_call"])  # type: ignore[typeddict-item]
+    # The customer's next message resumes the thread with {"text", "button_payload"}.
+    answer: dict[str, Any] = interrupt({"question": pending["question"], "tool": call["name"]})
+    text = str(answer.get("text", ""))
+    if is_clear_yes(text, answer.get("button_payload")):
+        result = await run_tool(call, state, runtime)
+    else:
+        content = problem(
+            "not_confirmed",
+            "The customer did not confirm, so nothing was changed. Their reply follows; act on what they said.",
+            customer_reply=text,
+        )
+        result = ToolMessage(content=content, tool_call_id=call["id"], name=call["name"])
+    return {"messages": [result, HumanMessage(content=text)], "pending": None}
+
+
+async def compact(state: ConversationState) -> dict[str, Any]:
+    """Drop turns older than the stored window from the checkpointed thread."""
+    return {"messages": compaction(state.get("messages", []))}
+
+
+def after_agent(state: ConversationState) -> Literal["tools", "compact"]:
+    """Tool calls are executed; a plain answer ends the turn."""
+    return "tools" if _last_ai(state).tool_calls else "compact"
+
+
+def after_tools(state: ConversationState) -> Literal["review", "agent"]:
+    """A write call still unanswered goes to review; otherwise the model reads the results."""
+    return "review" if _unanswered(state) else "agent"
+
+
+def after_review(state: ConversationState) -> Literal["await_confirmation", "agent"]:
+    """A valid write waits for the customer; a refused one goes back to the model."""
+    return "await_confirmation" if state.get("pending") else "agent"
 
 
 def build_graph(model: BaseChatModel, checkpointer: BaseCheckpointSaver[Any] | None = None) -> Graph:
@@ -78,70 +156,11 @@ def build_graph(model: BaseChatModel, checkpointer: BaseCheckpointSaver[Any] | N
     bound = model.bind_tools(list(ALL_TOOLS))
 
     async def agent(state: ConversationState, runtime: Runtime[Context]) -> dict[str, Any]:
+        """Ask the model: static prefix, this turn's context, then the recent history."""
         ctx = runtime.context
         window = model_window(state.get("messages", []))
         prompt: list[AnyMessage] = [static_prefix(ctx.business), await dynamic_context(ctx), *window]
-        response = await bound.ainvoke(prompt)
-        return {"messages": [response]}
-
-    async def tools(state: ConversationState, runtime: Runtime[Context], config: RunnableConfig) -> dict[str, Any]:
-        # Reads run now; the first write waits for `review`; further writes in the same message are sent back.
-        results: list[ToolMessage] = []
-        write_seen = False
-        for call in _unanswered(state):
-            if call["name"] not in WRITE_TOOLS:
-                results.append(await run_tool(call, state, runtime, config))
-            elif write_seen:
-                content = problem("one_change_at_a_time", "Only one change can be confirmed at a time; call it again afterwards.")
-                results.append(ToolMessage(content=content, tool_call_id=call["id"], name=call["name"], status="error"))
-            else:
-                write_seen = True
-        return {"messages": results}
-
-    async def review(state: ConversationState, runtime: Runtime[Context]) -> dict[str, Any]:
-        call = _unanswered(state)[0]
-        write = WRITE_TOOLS[call["name"]]
-        try:
-            args = write.tool.tool_call_schema.model_validate(call["args"]).model_dump()  # type: ignore[union-attr]
-            question = await write.confirm(runtime.context, args)
-        except ValidationError as exc:
-            return {"messages": [_invalid_arguments(call, exc)]}
-        except ToolRefusal as refusal:
-            return {"messages": [ToolMessage(content=refusal.result(), tool_call_id=call["id"], name=call["name"])]}
-        return {"pending": PendingAction(tool_call=dict(call), question=question)}
-
-    async def await_confirmation(
-        state: ConversationState, runtime: Runtime[Context], config: RunnableConfig
-    ) -> dict[str, Any]:
-        pending = state.get("pending")
-        assert pending is not None
-        call = ToolCall(**pending["tool_call"])  # type: ignore[typeddict-item]
-        # Pauses the thread; the customer's next message resumes it with {"text", "button_payload"}.
-        answer: dict[str, Any] = interrupt({"question": pending["question"], "tool": call["name"]})
-        text = str(answer.get("text", ""))
-        said = HumanMessage(content=text)
-        if is_clear_yes(text, answer.get("button_payload")):
-            result = await run_tool(call, state, runtime, config)
-        else:
-            content = problem(
-                "not_confirmed",
-                "The customer did not confirm, so nothing was changed. Their reply follows; act on what they said.",
-                customer_reply=text,
-            )
-            result = ToolMessage(content=content, tool_call_id=call["id"], name=call["name"])
-        return {"messages": [result, said], "pending": None}
-
-    async def compact(state: ConversationState) -> dict[str, Any]:
-        return {"messages": compaction(state.get("messages", []))}
-
-    def after_agent(state: ConversationState) -> Literal["tools", "compact"]:
-        return "tools" if _last_ai(state).tool_calls else "compact"
-
-    def after_tools(state: ConversationState) -> Literal["review", "agent"]:
-        return "review" if _unanswered(state) else "agent"
-
-    def after_review(state: ConversationState) -> Literal["await_confirmation", "agent"]:
-        return "await_confirmation" if state.get("pending") else "agent"
+        return {"messages": [await bound.ainvoke(prompt)]}
 
     builder = StateGraph(ConversationState, context_schema=Context)
     builder.add_node("agent", agent)

@@ -33,7 +33,9 @@ def _render_prefix(business: Business) -> SystemMessage:
     for day in WEEKDAYS:
         ranges = business.opening_hours.get(day)
         hours[day] = (
-            ", ".join(f"{r.start:%H:%M}-{r.end:%H:%M}" for r in ranges.ranges) if ranges and ranges.ranges else "cerrado"
+            ", ".join(f"{r.start:%H:%M}-{r.end:%H:%M}" for r in ranges.ranges)
+            if ranges and ranges.ranges
+            else "cerrado"
         )
     text = render(
         "system.md.j2",

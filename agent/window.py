@@ -23,7 +23,7 @@ def model_window(messages: Sequence[AnyMessage], turns: int = MODEL_WINDOW_TURNS
     starts = _turn_starts(messages)
     if len(starts) <= turns:
         return list(messages)
-    return list(messages[starts[-turns]:])
+    return list(messages[starts[-turns] :])
 
 
 def compaction(messages: Sequence[AnyMessage], turns: int = STORED_WINDOW_TURNS) -> list[RemoveMessage]:

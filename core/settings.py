@@ -17,7 +17,16 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 # Values copied from documentation or `.env.example` that must never reach a real service. Matched on the start of
 # the value (after a vendor prefix such as `sk-proj-`), never anywhere inside it: real tokens are random text.
 _PLACEHOLDER_PREFIXES = (
-    "changeme", "change-me", "change_me", "tu_", "tu-", "your_", "your-", "replace", "placeholder", "<",
+    "changeme",
+    "change-me",
+    "change_me",
+    "tu_",
+    "tu-",
+    "your_",
+    "your-",
+    "replace",
+    "placeholder",
+    "<",
 )
 _PLACEHOLDER_EXACT = {"", "secret", "password", "token", "test", "xxx"}
 _VENDOR_PREFIXES = ("sk-proj-", "sk-", "lsv2_pt_", "lsv2_sk_")
@@ -40,9 +49,7 @@ def is_placeholder(value: str) -> bool:
 class Settings(BaseSettings):
     """Every configuration key of Asistente. Field names map to upper-case environment variables."""
 
-    model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True
-    )
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True)
 
     # Persistence
     database_url: str = DEFAULT_DATABASE_URL

@@ -107,9 +107,19 @@ class AppointmentRepository:
         """
         try:
             return await self._create(
-                client_id=client_id, service=service, start_at=start_at, end_at=end_at, source=source,
-                calendar=calendar, now=now, price_eur=price_eur, notes=notes, external_id=external_id,
-                external_invitee=external_invitee, idempotency_key=idempotency_key, claim_slots=claim_slots,
+                client_id=client_id,
+                service=service,
+                start_at=start_at,
+                end_at=end_at,
+                source=source,
+                calendar=calendar,
+                now=now,
+                price_eur=price_eur,
+                notes=notes,
+                external_id=external_id,
+                external_invitee=external_invitee,
+                idempotency_key=idempotency_key,
+                claim_slots=claim_slots,
                 capacity=capacity,
             )
         except DuplicateAction:

@@ -44,9 +44,7 @@ def load_migrations(dialect: Dialect) -> list[Migration]:
     files = sorted(migrations_dir(dialect).glob("*.sql"))
     if not files:
         raise FileNotFoundError(f"no migrations found in {migrations_dir(dialect)}")
-    return [
-        Migration(version=f.stem.split("_", 1)[0], name=f.stem, sql=f.read_text(encoding="utf-8")) for f in files
-    ]
+    return [Migration(version=f.stem.split("_", 1)[0], name=f.stem, sql=f.read_text(encoding="utf-8")) for f in files]
 
 
 async def applied_versions(db: Database) -> set[str]:

@@ -29,9 +29,7 @@ def to_pyformat(sql: str) -> str:
 
 
 def _adapt(params: Params | None) -> dict[str, object]:
-    return {
-        key: Jsonb(value) if isinstance(value, Mapping | list) else value for key, value in (params or {}).items()
-    }
+    return {key: Jsonb(value) if isinstance(value, Mapping | list) else value for key, value in (params or {}).items()}
 
 
 class _PostgresConnection(Connection):

@@ -44,14 +44,24 @@ def test_load_prefers_the_given_file(tmp_path: Path) -> None:
     ("yaml_text", "field"),
     [
         ("name: X\nservices: []\nopening_hours: {}\n", "services"),
-        ("name: X\ntimezone: Mars/Olympus\nservices: [{name: A, duration_minutes: 30, price_eur: 1}]\n"
-         "opening_hours: {}\n", "timezone"),
-        ("name: X\nservices: [{name: A, duration_minutes: -5, price_eur: 1}]\nopening_hours: {}\n",
-         "services.0.duration_minutes"),
-        ("name: X\nservices: [{name: A, duration_minutes: 30, price_eur: 1}]\n"
-         "opening_hours: {tuesday: ['14:00-09:00']}\n", "opening_hours.tuesday"),
-        ("name: X\nservices: [{name: A, duration_minutes: 30, price_eur: 1}]\nopening_hours: {funday: closed}\n",
-         "opening_hours.funday"),
+        (
+            "name: X\ntimezone: Mars/Olympus\nservices: [{name: A, duration_minutes: 30, price_eur: 1}]\n"
+            "opening_hours: {}\n",
+            "timezone",
+        ),
+        (
+            "name: X\nservices: [{name: A, duration_minutes: -5, price_eur: 1}]\nopening_hours: {}\n",
+            "services.0.duration_minutes",
+        ),
+        (
+            "name: X\nservices: [{name: A, duration_minutes: 30, price_eur: 1}]\n"
+            "opening_hours: {tuesday: ['14:00-09:00']}\n",
+            "opening_hours.tuesday",
+        ),
+        (
+            "name: X\nservices: [{name: A, duration_minutes: 30, price_eur: 1}]\nopening_hours: {funday: closed}\n",
+            "opening_hours.funday",
+        ),
         ("name: [unclosed\n", "not valid YAML"),
     ],
 )

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from core.settings import get_settings
 from server.cli import app
-from store import open_database
-from store.migrate import applied_versions
+from store import Dialect, open_database
+from store.migrate import applied_versions, load_migrations
 
 runner = CliRunner()
 
@@ -76,5 +76,5 @@ def test_db_migrate_creates_the_file_and_is_idempotent(tmp_path: Path) -> None:
             await db.close()
 
     versions, tables = asyncio.run(inspect())
-    assert versions == {"0001"}
+    assert versions == {m.version for m in load_migrations(Dialect.SQLITE)}
     assert {"checkpoints", "writes", "appointments"} <= tables  # LangGraph's tables set up too

@@ -12,11 +12,29 @@ from core.settings import Settings, get_settings, is_placeholder
 
 ROOT = Path(__file__).resolve().parents[1]
 DESIGN_KEYS = [
-    "DATABASE_URL", "BUSINESS_CONFIG", "OPENAI_API_KEY", "OPENAI_MODEL", "OPENAI_BASE_URL", "TWILIO_ACCOUNT_SID",
-    "TWILIO_AUTH_TOKEN", "TWILIO_WHATSAPP_NUMBER", "TWILIO_API_BASE_URL", "TWILIO_TEMPLATE_CONFIRMATION_SID",
-    "TWILIO_TEMPLATE_REMINDER_SID", "TWILIO_TEMPLATE_CANCELLATION_SID", "CALENDLY_ACCESS_TOKEN", "CALENDLY_USER_URI",
-    "CALENDLY_WEBHOOK_SIGNING_KEY", "CALENDLY_API_BASE_URL", "PUBLIC_BASE_URL", "JWT_SECRET",
-    "STAFF_WHATSAPP_NUMBER", "LANGSMITH_TRACING", "LANGSMITH_API_KEY", "LANGSMITH_PROJECT", "LANGSMITH_ENDPOINT",
+    "DATABASE_URL",
+    "BUSINESS_CONFIG",
+    "OPENAI_API_KEY",
+    "OPENAI_MODEL",
+    "OPENAI_BASE_URL",
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_WHATSAPP_NUMBER",
+    "TWILIO_API_BASE_URL",
+    "TWILIO_TEMPLATE_CONFIRMATION_SID",
+    "TWILIO_TEMPLATE_REMINDER_SID",
+    "TWILIO_TEMPLATE_CANCELLATION_SID",
+    "CALENDLY_ACCESS_TOKEN",
+    "CALENDLY_USER_URI",
+    "CALENDLY_WEBHOOK_SIGNING_KEY",
+    "CALENDLY_API_BASE_URL",
+    "PUBLIC_BASE_URL",
+    "JWT_SECRET",
+    "STAFF_WHATSAPP_NUMBER",
+    "LANGSMITH_TRACING",
+    "LANGSMITH_API_KEY",
+    "LANGSMITH_PROJECT",
+    "LANGSMITH_ENDPOINT",
 ]
 
 
@@ -40,7 +58,8 @@ def test_every_design_key_is_a_setting_and_in_env_example() -> None:
 
 def test_secrets_are_secretstr_and_urls_are_urls() -> None:
     settings = Settings(
-        openai_api_key="sk-proj-9f8e7d6c5b4a", jwt_secret="0123456789abcdef0123456789abcdef"  # type: ignore[arg-type]
+        openai_api_key="sk-proj-9f8e7d6c5b4a",
+        jwt_secret="0123456789abcdef0123456789abcdef",  # type: ignore[arg-type]
     )
     assert isinstance(settings.openai_api_key, SecretStr)
     assert "9f8e7d" not in repr(settings)
@@ -68,8 +87,14 @@ def test_env_file_and_list_parsing(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("env", "key"),
     [
-        ({"TWILIO_ACCOUNT_SID": "AC0123456789abcdef", "TWILIO_AUTH_TOKEN": "tu_auth_token",
-          "TWILIO_WHATSAPP_NUMBER": "whatsapp:+14155238886"}, "TWILIO_AUTH_TOKEN"),
+        (
+            {
+                "TWILIO_ACCOUNT_SID": "AC0123456789abcdef",
+                "TWILIO_AUTH_TOKEN": "tu_auth_token",
+                "TWILIO_WHATSAPP_NUMBER": "whatsapp:+14155238886",
+            },
+            "TWILIO_AUTH_TOKEN",
+        ),
         ({"TWILIO_ACCOUNT_SID": "ACxxxxxxxxxxxxxxxx", "TWILIO_AUTH_TOKEN": "f00dfeed"}, "TWILIO_ACCOUNT_SID"),
         ({"OPENAI_API_KEY": "sk-proj-tu_api_key"}, "OPENAI_API_KEY"),
         ({"CALENDLY_ACCESS_TOKEN": "changeme"}, "CALENDLY_ACCESS_TOKEN"),

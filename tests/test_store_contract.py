@@ -29,8 +29,15 @@ async def _table_names(db: Database) -> set[str]:
 async def test_migrations_create_every_table_and_twice_changes_nothing(db: Database) -> None:
     tables = await _table_names(db)
     assert {
-        "clients", "appointments", "calendar_claims", "inbound_messages", "outbox",
-        "calendar_events", "reminders", "conversations", "schema_migrations",
+        "clients",
+        "appointments",
+        "calendar_claims",
+        "inbound_messages",
+        "outbox",
+        "calendar_events",
+        "reminders",
+        "conversations",
+        "schema_migrations",
     } <= tables
     before = await db.fetch_all("SELECT version, applied_at FROM schema_migrations ORDER BY version")
     assert await migrate(db) == []
@@ -76,8 +83,15 @@ async def test_concurrent_double_booking_of_the_last_seat_yields_one_booking(
     async def book(database: Database, client_id: int) -> str:
         try:
             appointment = await AppointmentRepository(database).create(
-                client_id=client_id, service="Corte y Peinado", start_at=START, end_at=end, source="agent",
-                calendar="local", now=now, claim_slots=slot_starts(START, end, 15), capacity=1,
+                client_id=client_id,
+                service="Corte y Peinado",
+                start_at=START,
+                end_at=end,
+                source="agent",
+                calendar="local",
+                now=now,
+                claim_slots=slot_starts(START, end, 15),
+                capacity=1,
             )
         except SlotTaken:
             return "taken"
@@ -101,8 +115,15 @@ async def test_capacity_two_takes_two_bookings_then_refuses_an_overlapping_third
     async def book(start: datetime, minutes: int) -> None:
         end = start + timedelta(minutes=minutes)
         await repo.create(
-            client_id=client.id, service="Tinte", start_at=start, end_at=end, source="agent", calendar="local",
-            now=now, claim_slots=slot_starts(start, end, 15), capacity=2,
+            client_id=client.id,
+            service="Tinte",
+            start_at=start,
+            end_at=end,
+            source="agent",
+            calendar="local",
+            now=now,
+            claim_slots=slot_starts(start, end, 15),
+            capacity=2,
         )
 
     await book(START, 90)
@@ -119,8 +140,15 @@ async def test_cancelling_frees_the_seat(db: Database, now: datetime) -> None:
     client = await ClientRepository(db).ensure("whatsapp:+34600000004", now=now)
     end = START + timedelta(minutes=30)
     kwargs = dict(
-        client_id=client.id, service="Peinado", start_at=START, end_at=end, source="agent", calendar="local",
-        now=now, claim_slots=slot_starts(START, end, 15), capacity=1,
+        client_id=client.id,
+        service="Peinado",
+        start_at=START,
+        end_at=end,
+        source="agent",
+        calendar="local",
+        now=now,
+        claim_slots=slot_starts(START, end, 15),
+        capacity=1,
     )
     first = await repo.create(**kwargs)  # type: ignore[arg-type]
     with pytest.raises(SlotTaken):
@@ -137,8 +165,16 @@ async def test_idempotency_key_never_books_twice(db: Database, now: datetime) ->
     results = await asyncio.gather(
         *(
             repo.create(
-                client_id=None, service="Peinado", start_at=START, end_at=end, source="agent", calendar="local",
-                now=now, idempotency_key="turn-1:call-1", claim_slots=slot_starts(START, end, 15), capacity=3,
+                client_id=None,
+                service="Peinado",
+                start_at=START,
+                end_at=end,
+                source="agent",
+                calendar="local",
+                now=now,
+                idempotency_key="turn-1:call-1",
+                claim_slots=slot_starts(START, end, 15),
+                capacity=3,
             )
             for _ in range(3)
         )

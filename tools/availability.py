@@ -35,7 +35,9 @@ async def free_slots(ctx: Context, service: Service, first: date, last: date) ->
     tz = ctx.business.tz
     try:
         return await ctx.calendar.available_slots(
-            service, at_local(first, datetime.min.time(), tz), at_local(last + timedelta(days=1), datetime.min.time(), tz)
+            service,
+            at_local(first, datetime.min.time(), tz),
+            at_local(last + timedelta(days=1), datetime.min.time(), tz),
         )
     except CalendarProblem as exc:
         raise ToolRefusal(exc.code, f"The calendar could not be read: {exc.message}") from exc
@@ -108,7 +110,9 @@ async def check_availability(
         days = slots_by_day(slots, ctx.language, ctx.business.slot_minutes)
         if not days:
             note = "Nothing is free on those days; these are the next free times."
-            days = await alternatives(ctx, chosen, at_local(last + timedelta(days=1), datetime.min.time(), ctx.business.tz))
+            days = await alternatives(
+                ctx, chosen, at_local(last + timedelta(days=1), datetime.min.time(), ctx.business.tz)
+            )
     except ToolRefusal as refusal:
         return refusal.result()
     return ok(

@@ -69,9 +69,7 @@ async def book_appointment(
     ctx = runtime.context
     try:
         choice, email = await _validate(ctx, service, start_time, customer_email)
-        client = await ctx.clients.update_profile(
-            ctx.wa_id, now=ctx.clock.now(), name=customer_name, email=email
-        )
+        client = await ctx.clients.update_profile(ctx.wa_id, now=ctx.clock.now(), name=customer_name, email=email)
         appointment = await ctx.calendar.book(
             BookingRequest(
                 service=choice.service,

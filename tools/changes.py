@@ -28,14 +28,19 @@ async def confirm_cancellation(ctx: Context, args: dict[str, object]) -> str:
     check_policy(ctx, appointment)
     start = _local(ctx, appointment)
     return render_localized(
-        "confirm/cancel", ctx.language, service=appointment.service,
-        day=describe_day(start.date(), ctx.language), time=f"{start:%H:%M}",
+        "confirm/cancel",
+        ctx.language,
+        service=appointment.service,
+        day=describe_day(start.date(), ctx.language),
+        time=f"{start:%H:%M}",
     )
 
 
 @tool
 async def cancel_appointment(
-    appointment_id: Annotated[str, Field(description="Id of one of this customer's appointments (from lookup_client).")],
+    appointment_id: Annotated[
+        str, Field(description="Id of one of this customer's appointments (from lookup_client).")
+    ],
     runtime: ToolRuntime[Context],
     reason: Annotated[str | None, Field(description="Why, if the customer said.")] = None,
 ) -> str:
@@ -55,8 +60,13 @@ async def cancel_appointment(
         return ToolRefusal(exc.code, exc.message, **exc.details).result()
     await ctx.notify_changed(cancelled)
     start = _local(ctx, cancelled)
-    return ok(status="cancelled", appointment_id=cancelled.id, service=cancelled.service,
-              day=describe_day(start.date(), ctx.language), time=f"{start:%H:%M}")
+    return ok(
+        status="cancelled",
+        appointment_id=cancelled.id,
+        service=cancelled.service,
+        day=describe_day(start.date(), ctx.language),
+        time=f"{start:%H:%M}",
+    )
 
 
 async def _validate_move(ctx: Context, appointment_id: str, new_start_time: datetime) -> tuple[Appointment, SlotChoice]:
@@ -72,19 +82,27 @@ async def confirm_reschedule(ctx: Context, args: dict[str, object]) -> str:
     """Validate a `reschedule_appointment` call and render the question the customer must answer with a yes."""
     new_start = args["new_start_time"]
     appointment, choice = await _validate_move(
-        ctx, str(args["appointment_id"]), new_start if isinstance(new_start, datetime) else datetime.fromisoformat(str(new_start))
+        ctx,
+        str(args["appointment_id"]),
+        new_start if isinstance(new_start, datetime) else datetime.fromisoformat(str(new_start)),
     )
     old = _local(ctx, appointment)
     return render_localized(
-        "confirm/reschedule", ctx.language, service=appointment.service,
-        old_day=describe_day(old.date(), ctx.language), old_time=f"{old:%H:%M}",
-        day=describe_day(choice.start.date(), ctx.language), time=f"{choice.start:%H:%M}",
+        "confirm/reschedule",
+        ctx.language,
+        service=appointment.service,
+        old_day=describe_day(old.date(), ctx.language),
+        old_time=f"{old:%H:%M}",
+        day=describe_day(choice.start.date(), ctx.language),
+        time=f"{choice.start:%H:%M}",
     )
 
 
 @tool
 async def reschedule_appointment(
-    appointment_id: Annotated[str, Field(description="Id of one of this customer's appointments (from lookup_client).")],
+    appointment_id: Annotated[
+        str, Field(description="Id of one of this customer's appointments (from lookup_client).")
+    ],
     new_start_time: Annotated[
         datetime, Field(description="New local start time in the business timezone, ISO 8601 without offset.")
     ],
@@ -104,5 +122,10 @@ async def reschedule_appointment(
         return ToolRefusal(exc.code, exc.message, **exc.details).result()
     await ctx.notify_changed(moved)
     start = _local(ctx, moved)
-    return ok(status="rescheduled", appointment_id=moved.id, service=moved.service,
-              day=describe_day(start.date(), ctx.language), time=f"{start:%H:%M}")
+    return ok(
+        status="rescheduled",
+        appointment_id=moved.id,
+        service=moved.service,
+        day=describe_day(start.date(), ctx.language),
+        time=f"{start:%H:%M}",
+    )

@@ -60,18 +60,16 @@ class LocalCalendar:
             for slot in slot_starts(appointment.start_at, appointment.end_at, step):
                 load[slot] += 1
         capacity = self._business.capacity
-        return [
-            slot
-            for slot in candidates
-            if all(load[s] < capacity for s in slot_starts(slot.start, slot.end, step))
-        ]
+        return [slot for slot in candidates if all(load[s] < capacity for s in slot_starts(slot.start, slot.end, step))]
 
     def check_bookable(self, service: Service, start: datetime) -> None:
         """Raise CalendarProblem('invalid') when `start` is in the past, off the grid or outside opening hours."""
         if start <= self._clock.now():
             raise CalendarProblem("invalid", "That time is in the past.")
         if start not in {s.start for s in self._grid(service, start, start + timedelta(minutes=1))}:
-            raise CalendarProblem("invalid", "The business is closed then, or the service would not end before closing.")
+            raise CalendarProblem(
+                "invalid", "The business is closed then, or the service would not end before closing."
+            )
 
     async def book(self, request: BookingRequest) -> Appointment:
         """Claim a seat for every slot the service occupies and store the appointment (one transaction)."""

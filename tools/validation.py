@@ -47,7 +47,11 @@ async def validate_slot(
     free = {s.start for s in await free_slots(ctx, service, day, day)}
     if start in free:
         return SlotChoice(service, start)
-    if moving is not None and moving.start_at < start + timedelta(minutes=service.duration_minutes) and moving.end_at > start:
+    if (
+        moving is not None
+        and moving.start_at < start + timedelta(minutes=service.duration_minutes)
+        and moving.end_at > start
+    ):
         # Overlaps the appointment being moved, whose own seat is released by the move itself: let the calendar decide.
         return SlotChoice(service, start)
     if not ctx.business.hours_on(day):
@@ -59,7 +63,9 @@ async def validate_slot(
         code, message = "outside_hours", "That time is outside opening hours (or the service would not finish in time)."
     else:
         code, message = "slot_taken", "That time is not free."
-    raise ToolRefusal(code, message + " Offer these free times instead.", alternatives=await alternatives(ctx, service, start))
+    raise ToolRefusal(
+        code, message + " Offer these free times instead.", alternatives=await alternatives(ctx, service, start)
+    )
 
 
 def validate_email(email: str | None) -> str | None:
@@ -80,7 +86,8 @@ async def own_appointment(ctx: Context, appointment_id: str) -> tuple[Appointmen
         # Same answer whether the id does not exist or is someone else's: never confirm another customer's data.
         raise ToolRefusal(
             "not_found",
-            f"This customer has no appointment with id {appointment_id!r}. Call lookup_client to list their appointments.",
+            f"This customer has no appointment with id {appointment_id!r}. "
+            "Call lookup_client to list their appointments.",
         )
     if appointment.status != "confirmed":
         raise ToolRefusal("already_cancelled", "That appointment is already cancelled.")

@@ -21,11 +21,11 @@ from store import Database
 from store.appointments import AppointmentRepository
 from store.clients import ClientRepository
 from store.models import Appointment
+from tests.scripted_model import ScriptedChatModel
 from tools.calendar import Calendar
 from tools.context import Context
 from tools.local_calendar import LocalCalendar
 from tools.whatsapp import RecordingSender
-from tests.scripted_model import ScriptedChatModel
 
 MADRID = ZoneInfo("Europe/Madrid")
 CUSTOMER = "whatsapp:+34600123456"
@@ -110,11 +110,26 @@ async def make_harness(
     async with open_checkpointer(db) as saver:
         graph = build_graph(model, saver)
         base = Context(
-            wa_id="", business=business, clock=clock, calendar=calendar, clients=clients,
-            appointments=appointments, sender=sender, observer=observer,
+            wa_id="",
+            business=business,
+            clock=clock,
+            calendar=calendar,
+            clients=clients,
+            appointments=appointments,
+            sender=sender,
+            observer=observer,
         )
         yield Harness(
-            Assistant(graph, base), model, graph, db, clock, sender, calendar, business, appointments, clients,
+            Assistant(graph, base),
+            model,
+            graph,
+            db,
+            clock,
+            sender,
+            calendar,
+            business,
+            appointments,
+            clients,
             observer.changed,
         )
 

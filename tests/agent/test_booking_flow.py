@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from langgraph.runtime import Runtime
+
+from agent.graph import run_tool
 from store.appointments import slot_starts
 from tests.agent.conftest import CUSTOMER, OTHER, Harness, madrid
 from tests.scripted_model import call, says, uses
 
 
 def result_of(message: object) -> dict[str, object]:
-    return json.loads(str(getattr(message, "content")))
+    return json.loads(str(message.content))
 
 
 def expand(ranges: list[str], step: int = 15) -> list[str]:
@@ -58,7 +62,9 @@ async def test_book_with_confirmation(harness: Harness) -> None:
     assert appointment.end_at - appointment.start_at == timedelta(minutes=45)
     client = await h.clients.get(CUSTOMER)
     assert client is not None and appointment.client_id == client.id and appointment.source == "agent"
-    claims = await h.db.fetch_all("SELECT slot_start FROM calendar_claims WHERE appointment_id = :id", {"id": appointment.id})
+    claims = await h.db.fetch_all(
+        "SELECT slot_start FROM calendar_claims WHERE appointment_id = :id", {"id": appointment.id}
+    )
     assert len(claims) == 3
     assert h.changed == [appointment]
     state = await h.state()
@@ -77,8 +83,15 @@ async def test_slot_taken_between_offer_and_confirmation(harness: Harness) -> No
     for _ in range(h.business.capacity):
         start, end = madrid(2026, 11, 26, 10, 0), madrid(2026, 11, 26, 11, 0)
         await h.appointments.create(
-            client_id=other.id, service="Peinado", start_at=start, end_at=end, source="staff", calendar="local",
-            now=h.clock.now(), claim_slots=slot_starts(start, end, 15), capacity=h.business.capacity,
+            client_id=other.id,
+            service="Peinado",
+            start_at=start,
+            end_at=end,
+            source="staff",
+            calendar="local",
+            now=h.clock.now(),
+            claim_slots=slot_starts(start, end, 15),
+            capacity=h.business.capacity,
         )
     h.model.extend(says("Vaya, ese hueco se acaba de ocupar. ¿Te va bien a las 11:00?"))
     reply = await h.say("sí")
@@ -122,8 +135,15 @@ async def _book_directly(h: Harness, wa_id: str, start: datetime, service: str =
     client = await h.clients.ensure(wa_id, now=h.clock.now())
     end = start + timedelta(minutes=45)
     appointment = await h.appointments.create(
-        client_id=client.id, service=service, start_at=start, end_at=end, source="agent", calendar="local",
-        now=h.clock.now(), claim_slots=slot_starts(start, end, 15), capacity=h.business.capacity,
+        client_id=client.id,
+        service=service,
+        start_at=start,
+        end_at=end,
+        source="agent",
+        calendar="local",
+        now=h.clock.now(),
+        claim_slots=slot_starts(start, end, 15),
+        capacity=h.business.capacity,
     )
     return appointment.id
 
@@ -169,7 +189,9 @@ async def test_cannot_cancel_another_customers_appointment(harness: Harness) -> 
 async def test_reschedule_own_appointment(harness: Harness) -> None:
     h = harness
     appointment_id = await _book_directly(h, CUSTOMER, madrid(2026, 11, 27, 10, 0))
-    h.model.extend(uses(call("reschedule_appointment", appointment_id=appointment_id, new_start_time="2026-11-28T11:00:00")))
+    h.model.extend(
+        uses(call("reschedule_appointment", appointment_id=appointment_id, new_start_time="2026-11-28T11:00:00"))
+    )
     question = await h.say("¿Puedo pasar mi cita al sábado a las 11?")
     assert "sábado 28 de noviembre" in question.replies[0] and "viernes 27 de noviembre" in question.replies[0]
     h.model.extend(says("Cambiada al sábado a las 11:00."))
@@ -177,7 +199,9 @@ async def test_reschedule_own_appointment(harness: Harness) -> None:
     moved = await h.appointments.get(appointment_id)
     assert moved is not None and moved.status == "confirmed"
     assert moved.start_at == madrid(2026, 11, 28, 11, 0)
-    claims = await h.db.fetch_all("SELECT slot_start FROM calendar_claims WHERE appointment_id = :id", {"id": appointment_id})
+    claims = await h.db.fetch_all(
+        "SELECT slot_start FROM calendar_claims WHERE appointment_id = :id", {"id": appointment_id}
+    )
     assert len(claims) == 3
     assert [a.id for a in h.changed] == [appointment_id]
     h.model.assert_complete()
@@ -213,7 +237,9 @@ async def test_bad_tool_arguments_go_back_to_the_model(harness: Harness) -> None
 
 async def test_unknown_service_lists_the_real_ones(harness: Harness) -> None:
     h = harness
-    h.model.extend(uses(call("check_availability", service="manicura", date_from="2026-11-26")), says("No hacemos manicura."))
+    h.model.extend(
+        uses(call("check_availability", service="manicura", date_from="2026-11-26")), says("No hacemos manicura.")
+    )
     await h.say("¿hacéis manicura?")
     refusal = result_of((await h.tool_results())[-1])
     assert refusal["error"] == "unknown_service" and "Corte y Peinado" in refusal["services"]  # type: ignore[operator]
@@ -227,13 +253,7 @@ async def test_confirmed_action_is_idempotent(harness: Harness) -> None:
     pending_call = state["pending"]["tool_call"]
     await h.say("sí")
     # Replaying the same confirmed call (e.g. the node re-run after a crash) finds the booking already made.
-    from agent.graph import run_tool  # noqa: PLC0415 - the graph's own executor
-
-    class _Runtime:
-        context = h.assistant._base.__class__(**{**h.assistant._base.__dict__, "wa_id": CUSTOMER})
-        stream_writer = staticmethod(lambda _: None)
-        store = None
-
-    again = await run_tool(pending_call, state, _Runtime(), {})  # type: ignore[arg-type]
+    runtime = Runtime(context=replace(h.assistant.base_context, wa_id=CUSTOMER))
+    again = await run_tool(pending_call, state, runtime, {})
     assert json.loads(str(again.content))["appointment_id"] == (await h.confirmed())[0].id
     assert len(await h.confirmed()) == 1
