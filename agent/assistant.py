@@ -16,6 +16,7 @@ from agent.confirmation import guess_language
 from agent.graph import Graph
 from agent.prompting import event_message
 from agent.state import ConversationState
+from agent.tracing import TurnTracer
 from tools.context import Context, TurnKind
 from tools.results import problem
 
@@ -28,11 +29,14 @@ def thread_config(wa_id: str) -> RunnableConfig:
 class Assistant:
     """The LangGraph agent behind the `ConversationAgent` protocol the server drives."""
 
-    def __init__(self, graph: Graph, base_context: Context, *, prune: bool = True) -> None:
+    def __init__(
+        self, graph: Graph, base_context: Context, *, prune: bool = True, tracer: TurnTracer | None = None
+    ) -> None:
         # base_context carries the shared services; wa_id and profile are filled in per turn.
         self._graph = graph
         self._base = base_context
         self._prune = prune
+        self._tracer = tracer or TurnTracer(None, "asistente")
 
     @property
     def base_context(self) -> Context:
@@ -66,7 +70,8 @@ class Assistant:
             )
         else:
             graph_input = {"messages": [HumanMessage(content=text) for text in texts]}
-        result = await self._graph.ainvoke(graph_input, config, context=ctx, durability="exit")
+        with self._tracer.turn(wa_id, "customer"):
+            result = await self._graph.ainvoke(graph_input, config, context=ctx, durability="exit")
         return await self._finish(wa_id, result)
 
     async def system_turn(self, wa_id: str, event: str) -> TurnResult:
@@ -76,7 +81,10 @@ class Assistant:
         snapshot = await self._graph.aget_state(config)
         if snapshot.interrupts:
             await self._supersede_pending(config, cast(ConversationState, snapshot.values))
-        result = await self._graph.ainvoke({"messages": [event_message(event)]}, config, context=ctx, durability="exit")
+        with self._tracer.turn(wa_id, "system"):
+            result = await self._graph.ainvoke(
+                {"messages": [event_message(event)]}, config, context=ctx, durability="exit"
+            )
         await self._finish(wa_id, result)
         # A system turn's final text is the agent's note to itself, never a message to the customer.
         return TurnResult(replies=(), awaiting_confirmation=False)
