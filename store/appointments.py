@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from store.database import Connection, Database, IntegrityConflict
+from store.database import Connection, Database, IntegrityConflict, parse_datetime
 from store.models import Appointment, AppointmentSource, CalendarKind
 
 _COLUMNS = (
@@ -73,6 +73,15 @@ class AppointmentRepository:
         rows = await self._db.fetch_all(sql + " ORDER BY start_at", {"client_id": client_id, "after": after})
         return [Appointment.model_validate(r) for r in rows]
 
+    async def last_visit(self, client_id: int, *, before: datetime) -> datetime | None:
+        """Start of the client's most recent confirmed appointment that ended before `before`."""
+        rows = await self._db.fetch_all(
+            "SELECT start_at FROM appointments WHERE client_id = :client_id AND status = 'confirmed' "
+            "AND end_at <= :before ORDER BY start_at DESC LIMIT 1",
+            {"client_id": client_id, "before": before},
+        )
+        return parse_datetime(rows[0]["start_at"]) if rows else None
+
     async def confirmed_between(self, start: datetime, end: datetime) -> list[Appointment]:
         """Confirmed appointments overlapping [start, end)."""
         rows = await self._db.fetch_all(
@@ -122,11 +131,14 @@ class AppointmentRepository:
                 claim_slots=claim_slots,
                 capacity=capacity,
             )
-        except DuplicateAction:
-            # A concurrent run of the same confirmed action committed first; its appointment is the answer.
-            assert idempotency_key is not None
-            existing = await self.by_idempotency_key(idempotency_key)
-            assert existing is not None
+        except IntegrityConflict:
+            # A concurrent writer committed the same action first: the same idempotency key (a confirmed call run
+            # twice) or the same Calendly event (its webhook raced our own insert). Its row is the answer.
+            existing = (await self.by_idempotency_key(idempotency_key)) if idempotency_key else None
+            if existing is None and external_id:
+                existing = await self.by_external_id(external_id)
+            if existing is None:
+                raise
             return existing
 
     async def _create(
@@ -155,32 +167,27 @@ class AppointmentRepository:
                 )
                 if existing:
                     return Appointment.model_validate(existing)
-            try:
-                await conn.execute(
-                    "INSERT INTO appointments (id, client_id, service, start_at, end_at, status, source, calendar, "
-                    "price_eur, notes, external_id, external_invitee, idempotency_key, created_at, updated_at) "
-                    "VALUES (:id, :client_id, :service, :start_at, :end_at, 'confirmed', :source, :calendar, "
-                    ":price_eur, :notes, :external_id, :external_invitee, :idempotency_key, :now, :now)",
-                    {
-                        "id": appointment_id,
-                        "client_id": client_id,
-                        "service": service,
-                        "start_at": start_at,
-                        "end_at": end_at,
-                        "source": source,
-                        "calendar": calendar,
-                        "price_eur": str(price_eur) if price_eur is not None else None,
-                        "notes": notes,
-                        "external_id": external_id,
-                        "external_invitee": external_invitee,
-                        "idempotency_key": idempotency_key,
-                        "now": now,
-                    },
-                )
-            except IntegrityConflict:
-                if idempotency_key is None:
-                    raise
-                raise DuplicateAction(idempotency_key) from None
+            await conn.execute(
+                "INSERT INTO appointments (id, client_id, service, start_at, end_at, status, source, calendar, "
+                "price_eur, notes, external_id, external_invitee, idempotency_key, created_at, updated_at) "
+                "VALUES (:id, :client_id, :service, :start_at, :end_at, 'confirmed', :source, :calendar, "
+                ":price_eur, :notes, :external_id, :external_invitee, :idempotency_key, :now, :now)",
+                {
+                    "id": appointment_id,
+                    "client_id": client_id,
+                    "service": service,
+                    "start_at": start_at,
+                    "end_at": end_at,
+                    "source": source,
+                    "calendar": calendar,
+                    "price_eur": str(price_eur) if price_eur is not None else None,
+                    "notes": notes,
+                    "external_id": external_id,
+                    "external_invitee": external_invitee,
+                    "idempotency_key": idempotency_key,
+                    "now": now,
+                },
+            )
             if claim_slots:
                 await _claim_seat(conn, appointment_id, claim_slots, capacity)
             row = await conn.fetch_one(f"SELECT {_COLUMNS} FROM appointments WHERE id = :id", {"id": appointment_id})
@@ -233,10 +240,6 @@ class AppointmentRepository:
         if row is None:
             raise LookupError(appointment_id)
         return Appointment.model_validate(row)
-
-
-class DuplicateAction(Exception):
-    """The same idempotency key was used concurrently; the other run's appointment stands."""
 
 
 async def _claim_seat(conn: Connection, appointment_id: str, slots: Sequence[datetime], capacity: int) -> None:

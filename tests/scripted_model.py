@@ -17,7 +17,7 @@ Step = AIMessage | Callable[[list[BaseMessage]], AIMessage]
 _ids = itertools.count(1)
 
 
-def call(name: str, **args: Any) -> ToolCall:
+def call(name: str, /, **args: Any) -> ToolCall:
     """A tool call with a fresh id, as a model would emit it."""
     return ToolCall(name=name, args=args, id=f"call_{next(_ids):04d}", type="tool_call")
 

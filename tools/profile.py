@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from langchain_core.tools import tool
 from langgraph.prebuilt import ToolRuntime
+from pydantic import Field
 
 from tools.context import Context
-from tools.results import ok
+from tools.results import ToolRefusal, ok
 from tools.timeutil import describe_day
+from tools.validation import validate_email
 
 
 async def client_snapshot(ctx: Context) -> dict[str, object]:
@@ -16,6 +20,7 @@ async def client_snapshot(ctx: Context) -> dict[str, object]:
     if client is None:
         return {"known": False, "whatsapp_name": ctx.profile_name, "upcoming_appointments": []}
     upcoming = await ctx.appointments.for_client(client.id, after=ctx.clock.now())
+    last_visit = client.last_visit_at or await ctx.appointments.last_visit(client.id, before=ctx.clock.now())
     tz = ctx.business.tz
     return {
         "known": True,
@@ -24,7 +29,7 @@ async def client_snapshot(ctx: Context) -> dict[str, object]:
         "email": client.email,
         "language": client.language,
         "preferences": client.preferences,
-        "last_visit": client.last_visit_at.astimezone(tz).date().isoformat() if client.last_visit_at else None,
+        "last_visit": last_visit.astimezone(tz).date().isoformat() if last_visit else None,
         "upcoming_appointments": [
             {
                 "appointment_id": a.id,
@@ -35,6 +40,34 @@ async def client_snapshot(ctx: Context) -> dict[str, object]:
             for a in upcoming
         ],
     }
+
+
+@tool
+async def remember_client_details(
+    runtime: ToolRuntime[Context],
+    name: Annotated[str | None, Field(description="The name the customer wants to be called.")] = None,
+    email: Annotated[str | None, Field(description="The customer's email address.")] = None,
+    preference: Annotated[
+        str | None, Field(description="A lasting preference to remember, e.g. 'prefers Lucía as stylist'.")
+    ] = None,
+) -> str:
+    """Remember something the customer told you about themselves (name, email, a lasting preference).
+
+    It is stored in their profile and shown to you in future conversations.
+    """
+    ctx = runtime.context
+    try:
+        checked_email = validate_email(email)
+    except ToolRefusal as refusal:
+        return refusal.result()
+    current = await ctx.clients.get(ctx.wa_id)
+    notes = list(current.preferences.get("notes", [])) if current else []
+    if preference and preference.strip() and preference.strip() not in notes:
+        notes = [*notes, preference.strip()][-10:]  # a short list: the newest ten preferences
+    client = await ctx.clients.update_profile(
+        ctx.wa_id, now=ctx.clock.now(), name=name, email=checked_email, preferences={"notes": notes} if notes else None
+    )
+    return ok(status="saved", name=client.name, email=client.email, preferences=client.preferences)
 
 
 @tool

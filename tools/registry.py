@@ -12,7 +12,7 @@ from tools.booking import book_appointment, confirm_booking
 from tools.changes import cancel_appointment, confirm_cancellation, confirm_reschedule, reschedule_appointment
 from tools.context import Context
 from tools.messaging import send_whatsapp
-from tools.profile import lookup_client
+from tools.profile import lookup_client, remember_client_details
 
 # Validates a write call and renders the confirmation question; raises ToolRefusal when the call is invalid.
 Confirmer = Callable[[Context, dict[str, object]], Awaitable[str]]
@@ -26,7 +26,8 @@ class WriteTool:
     confirm: Confirmer
 
 
-READ_TOOLS: tuple[BaseTool, ...] = (check_availability, lookup_client, send_whatsapp)
+# Tools that change no appointment run at once (the profile is the customer's own, told by them).
+READ_TOOLS: tuple[BaseTool, ...] = (check_availability, lookup_client, remember_client_details, send_whatsapp)
 WRITE_TOOLS: dict[str, WriteTool] = {
     w.tool.name: w
     for w in (

@@ -161,3 +161,19 @@ async def test_prefix_is_identical_across_turns_and_customers(harness: Harness) 
     assert first[1].content != second[1].content  # the dynamic part differs
     english = await h.clients.get("whatsapp:+447700900123")
     assert english is not None and english.language == "en"
+
+
+async def test_client_details_are_remembered_and_shown_next_time(harness: Harness) -> None:
+    h = harness
+    h.model.extend(
+        uses(call("remember_client_details", name="María López", preference="prefiere a Lucía")),
+        says("¡Apuntado, María!"),
+        says("Hola de nuevo, María."),
+    )
+    await h.say("Soy María López y siempre me corta Lucía")
+    client = await h.clients.get(CUSTOMER)
+    assert client is not None and client.name == "María López"
+    assert client.preferences == {"notes": ["prefiere a Lucía"]}
+    await h.say("hola otra vez")
+    context = str(h.model.calls[-1][1].content)
+    assert "María López" in context and "prefiere a Lucía" in context
