@@ -58,11 +58,15 @@ class Assistant:
         self, wa_id: str, messages: Sequence[IncomingText], *, profile_name: str | None = None
     ) -> TurnResult:
         """Run one turn for the customer's messages; a pending confirmation is answered by them instead."""
-        texts = [m.body for m in messages if m.body]
+        # A quick-reply button may arrive without text; its payload is what the customer "said".
+        texts = [m.body or m.button_payload or "" for m in messages]
+        texts = [t for t in texts if t.strip()]
         ctx = await self._context(wa_id, "customer", profile_name, texts)
         config = thread_config(wa_id)
         snapshot = await self._graph.aget_state(config)
         graph_input: Any
+        if not texts and not snapshot.interrupts:
+            return TurnResult()  # nothing to answer (the server describes media as text before calling us)
         if snapshot.interrupts:
             payloads = [m.button_payload for m in messages if m.button_payload]
             graph_input = Command(

@@ -8,6 +8,7 @@ import requests
 from langsmith import Client
 from requests.adapters import BaseAdapter
 
+from agent.api import IncomingText
 from agent.assistant import Assistant
 from agent.tracing import TurnTracer
 from core.settings import Settings
@@ -46,7 +47,7 @@ async def test_turn_is_traced_with_the_thread_id(harness: Harness) -> None:
     tracer = TurnTracer(client, "asistente-tests")
     assistant = Assistant(harness.graph, harness.assistant.base_context, tracer=tracer)
     harness.model.extend(says("¡Hola!"))
-    await assistant.customer_turn(CUSTOMER, [], profile_name=None)
+    await assistant.customer_turn(CUSTOMER, [IncomingText(body="hola")], profile_name=None)
     tracer.flush()
     sent = b"".join(adapter.bodies)
     assert any("/runs" in url for url in adapter.urls), adapter.urls
