@@ -78,3 +78,34 @@ def test_db_migrate_creates_the_file_and_is_idempotent(tmp_path: Path) -> None:
     versions, tables = asyncio.run(inspect())
     assert versions == {m.version for m in load_migrations(Dialect.SQLITE)}
     assert {"checkpoints", "writes", "appointments"} <= tables  # LangGraph's tables set up too
+
+
+@pytest.mark.postgres
+def test_db_migrate_on_postgres_sets_up_the_schema_and_checkpoint_tables(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import PostgresSchema, postgres_url
+
+    base = postgres_url()
+    if base is None:
+        pytest.skip("TEST_DATABASE_URL not set")
+    schema = PostgresSchema(base)
+    schema.create()
+    try:
+        monkeypatch.setenv("DATABASE_URL", schema.url)
+        get_settings.cache_clear()
+        assert runner.invoke(app, ["db", "migrate"]).exit_code == 0
+        again = runner.invoke(app, ["db", "migrate"])
+        assert again.exit_code == 0 and "schema up to date" in again.output
+
+        async def tables() -> set[str]:
+            db = open_database(schema.url)
+            try:
+                rows = await db.fetch_all(
+                    "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema()"
+                )
+                return {r["name"] for r in rows}
+            finally:
+                await db.close()
+
+        assert {"appointments", "checkpoints", "checkpoint_writes", "checkpoint_migrations"} <= asyncio.run(tables())
+    finally:
+        schema.drop()

@@ -194,3 +194,21 @@ async def test_datetimes_round_trip_aware(db: Database, now: datetime) -> None:
     assert updated.display_name == "Ana"
     found = await clients.find_by_contact(email="ANA@example.com")
     assert found is not None and found.id == client.id
+
+
+@pytest.mark.postgres
+async def test_postgres_connections_never_prepare_statements(database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only")
+    from store.postgres import PostgresDatabase
+
+    db = open_database(database_url)
+    try:
+        assert isinstance(db, PostgresDatabase)
+        pool = await db.pool()
+        async with pool.connection() as conn:
+            # Supabase's transaction pooler (:6543) breaks prepared statements; they must stay off.
+            assert conn.prepare_threshold is None
+            assert conn.autocommit is True
+    finally:
+        await db.close()

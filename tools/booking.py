@@ -14,7 +14,7 @@ from tools.calendar import BookingRequest, CalendarProblem, Customer
 from tools.context import Context
 from tools.results import ToolRefusal, ok
 from tools.timeutil import describe_day
-from tools.validation import SlotChoice, validate_email, validate_slot
+from tools.validation import SlotChoice, calendar_refusal, validate_email, validate_slot
 
 
 async def _validate(
@@ -67,24 +67,24 @@ async def book_appointment(
     confirm before anything is booked, so do not ask for confirmation yourself. Returns the appointment id.
     """
     ctx = runtime.context
-    try:
-        choice, email = await _validate(ctx, service, start_time, customer_email)
+    # The same confirmed call never books twice, even if this node runs again after a crash. Look it up before
+    # validating: once booked, the slot is (rightly) no longer free.
+    key = f"{ctx.wa_id}:{runtime.tool_call_id}"
+    appointment = await ctx.appointments.by_idempotency_key(key)
+    if appointment is None:
+        try:
+            choice, email = await _validate(ctx, service, start_time, customer_email)
+        except ToolRefusal as refusal:
+            return refusal.result()
         client = await ctx.clients.update_profile(ctx.wa_id, now=ctx.clock.now(), name=customer_name, email=email)
-        appointment = await ctx.calendar.book(
-            BookingRequest(
-                service=choice.service,
-                start=choice.start,
-                customer=Customer(ctx.wa_id, client.id, client.display_name, email),
-                notes=notes,
-                # The same confirmed call never books twice, even if this node runs again after a crash.
-                idempotency_key=f"{ctx.wa_id}:{runtime.tool_call_id}",
+        customer = Customer(ctx.wa_id, client.id, client.display_name, email)
+        try:
+            appointment = await ctx.calendar.book(
+                BookingRequest(choice.service, choice.start, customer, notes=notes, idempotency_key=key)
             )
-        )
-    except ToolRefusal as refusal:
-        return refusal.result()
-    except CalendarProblem as exc:
-        return ToolRefusal(exc.code, exc.message, **exc.details).result()
-    await ctx.notify_changed(appointment)
+        except CalendarProblem as exc:
+            return await calendar_refusal(ctx, exc, choice.service, choice.start)
+        await ctx.notify_changed(appointment)
     local = appointment.start_at.astimezone(ctx.business.tz)
     return ok(
         status="booked",
@@ -92,7 +92,7 @@ async def book_appointment(
         service=appointment.service,
         start_time=local.replace(tzinfo=None).isoformat(timespec="minutes"),
         day=describe_day(local.date(), ctx.language),
-        price_eur=str(choice.service.price_eur),
+        price_eur=str(appointment.price_eur) if appointment.price_eur is not None else None,
     )
 
 

@@ -80,7 +80,10 @@ class Calendar(Protocol):
     same on both.
     """
 
-    kind: Literal["local", "calendly"]
+    @property
+    def kind(self) -> Literal["local", "calendly"]:
+        """Which backend this is (the tools ask for an email only when Calendly needs one)."""
+        ...
 
     async def available_slots(self, service: Service, start: datetime, end: datetime) -> list[Slot]:
         """Free start times for `service` in [start, end), in order; never in the past."""

@@ -15,7 +15,7 @@ from tools.calendar import CalendarProblem
 from tools.context import Context
 from tools.results import ToolRefusal, ok
 from tools.timeutil import describe_day
-from tools.validation import SlotChoice, check_policy, own_appointment, validate_slot
+from tools.validation import SlotChoice, calendar_refusal, check_policy, own_appointment, validate_slot
 
 
 def _local(ctx: Context, appointment: Appointment) -> datetime:
@@ -115,11 +115,12 @@ async def reschedule_appointment(
     ctx = runtime.context
     try:
         appointment, choice = await _validate_move(ctx, appointment_id, new_start_time)
-        moved = await ctx.calendar.reschedule(appointment, choice.service, choice.start)
     except ToolRefusal as refusal:
         return refusal.result()
+    try:
+        moved = await ctx.calendar.reschedule(appointment, choice.service, choice.start)
     except CalendarProblem as exc:
-        return ToolRefusal(exc.code, exc.message, **exc.details).result()
+        return await calendar_refusal(ctx, exc, choice.service, choice.start)
     await ctx.notify_changed(moved)
     start = _local(ctx, moved)
     return ok(

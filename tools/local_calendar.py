@@ -17,7 +17,7 @@ from tools.timeutil import at_local, wall_clock_exists
 class LocalCalendar:
     """Availability computed from `business.yaml` and the `appointments` table; no external service."""
 
-    kind: Literal["local", "calendly"] = "local"
+    kind: Literal["local"] = "local"
 
     def __init__(self, business: Business, appointments: AppointmentRepository, clock: Clock) -> None:
         self._business = business

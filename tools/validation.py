@@ -10,8 +10,9 @@ from datetime import datetime, timedelta
 from core.business import Service
 from store.models import Appointment, Client
 from tools.availability import alternatives, free_slots, resolve_service
+from tools.calendar import CalendarProblem
 from tools.context import Context
-from tools.results import ToolRefusal
+from tools.results import ToolRefusal, problem
 from tools.timeutil import localize
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -66,6 +67,19 @@ async def validate_slot(
     raise ToolRefusal(
         code, message + " Offer these free times instead.", alternatives=await alternatives(ctx, service, start)
     )
+
+
+async def calendar_refusal(ctx: Context, exc: CalendarProblem, service: Service, around: datetime) -> str:
+    """A calendar's own refusal as a result for the model; a taken slot comes with the nearest free times."""
+    fields: dict[str, object] = dict(exc.details)
+    if exc.retry_after_seconds is not None:
+        fields["retry_after_seconds"] = exc.retry_after_seconds
+    if exc.code == "slot_taken":
+        try:
+            fields["alternatives"] = await alternatives(ctx, service, around)
+        except ToolRefusal:
+            fields["alternatives"] = []  # the calendar cannot be read right now; the refusal still stands
+    return problem(exc.code, exc.message, **fields)
 
 
 def validate_email(email: str | None) -> str | None:

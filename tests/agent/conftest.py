@@ -1,11 +1,18 @@
-"""An assistant wired like production (real graph, tools, store, checkpointer) around a scripted model."""
+"""An assistant wired like production (real graph, tools, store, checkpointer) around a scripted model.
+
+`scenario` runs a test on each calendar (and, through `db`, on each database engine): the local calendar, and
+Calendly replayed from tests/cassettes/calendly/agent_<test name without "test_">.yaml, which must be played to the
+end. On Calendly, María's profile already holds the name and e-mail Calendly needs to book.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Generator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -21,8 +28,19 @@ from store import Database
 from store.appointments import AppointmentRepository
 from store.clients import ClientRepository
 from store.models import Appointment
+from tests.calendly.conftest import (
+    BASE_URL,
+    RECORDING,
+    TEST_TOKEN,
+    USER_URI,
+    RecordedSleep,
+    _calendly_reachable_when_recording,  # noqa: F401  (autouse: lets CALENDLY_RECORD=1 reach Calendly)
+    play,
+)
 from tests.scripted_model import ScriptedChatModel
 from tools.calendar import Calendar
+from tools.calendly.calendar import CalendlyCalendar
+from tools.calendly.client import CalendlyClient
 from tools.context import Context
 from tools.local_calendar import LocalCalendar
 from tools.whatsapp import RecordingSender
@@ -30,6 +48,14 @@ from tools.whatsapp import RecordingSender
 MADRID = ZoneInfo("Europe/Madrid")
 CUSTOMER = "whatsapp:+34600123456"
 OTHER = "whatsapp:+34600999888"
+# What María told us in an earlier conversation; Calendly books only with an e-mail (the POST /invitees bodies in
+# the agent_*.yaml cassettes carry these).
+CUSTOMER_NAME = "María López"
+CUSTOMER_EMAIL = "maria@example.com"
+
+CalendarKind = Literal["local", "calendly"]
+CALENDAR_KINDS: tuple[CalendarKind, ...] = ("local", "calendly")
+_CASSETTE = pytest.StashKey[str]()
 
 
 def madrid(*args: int) -> datetime:
@@ -132,6 +158,63 @@ async def make_harness(
             clients,
             observer.changed,
         )
+
+
+async def make_harness_on(
+    kind: CalendarKind, db: Database, business: Business, clock: FixedClock, model: ScriptedChatModel
+) -> AsyncIterator[Harness]:
+    """`make_harness` on the local calendar or on Calendly (https://api.calendly.com, answered by cassettes)."""
+    if kind == "local":
+        async for h in make_harness(db, business, clock, model):
+            yield h
+        return
+    token = os.environ.get("CALENDLY_ACCESS_TOKEN", TEST_TOKEN) if RECORDING else TEST_TOKEN
+    async with CalendlyClient(base_url=BASE_URL, token=token, sleep=RecordedSleep(), clock=clock) as client:
+        calendly = CalendlyCalendar(
+            client=client, appointments=AppointmentRepository(db), business=business, clock=clock, user_uri=USER_URI
+        )
+        calendar = calendly
+        await ClientRepository(db).update_profile(CUSTOMER, now=clock.now(), name=CUSTOMER_NAME, email=CUSTOMER_EMAIL)
+        async for h in make_harness(db, business, clock, model, calendar):
+            yield h
+
+
+def replaying(kind: CalendarKind, cassette: str) -> AbstractContextManager[object]:
+    """On Calendly, play tests/cassettes/calendly/<cassette>.yaml (to the end); nothing on the local calendar."""
+    return play(cassette) if kind == "calendly" else nullcontext()
+
+
+@pytest.fixture(params=CALENDAR_KINDS)
+def calendar_kind(request: pytest.FixtureRequest) -> CalendarKind:
+    """Each calendar the scenarios run on."""
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+async def scenario(
+    request: pytest.FixtureRequest,
+    calendar_kind: CalendarKind,
+    db: Database,
+    business: Business,
+    clock: FixedClock,
+    model: ScriptedChatModel,
+) -> AsyncIterator[Harness]:
+    """The assistant on each calendar and each database engine; on Calendly the test body plays its cassette."""
+    if calendar_kind == "calendly":
+        request.node.stash[_CASSETTE] = "agent_" + request.node.originalname.removeprefix("test_")
+    async for h in make_harness_on(calendar_kind, db, business, clock, model):
+        yield h
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, object, object]:
+    # The cassette wraps the test body only: a failing test keeps its own error instead of also reporting the
+    # interactions it never reached, and a passing test fails if any interaction is left unplayed.
+    cassette = pyfuncitem.stash.get(_CASSETTE, None)
+    if cassette is None:
+        return (yield)
+    with play(cassette):
+        return (yield)
 
 
 @pytest.fixture

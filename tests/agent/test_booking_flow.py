@@ -1,4 +1,10 @@
-"""Booking, cancelling and moving through the real graph and tools with a scripted model."""
+"""Booking, cancelling and moving through the real graph and tools with a scripted model.
+
+Every scenario runs on the local calendar and on Calendly (`scenario` in conftest.py), on SQLite and PostgreSQL.
+On Calendly the cassette tests/cassettes/calendly/agent_<test name without "test_">.yaml answers, and pins, every
+request the tools make; its availability is the salon's opening hours, so the local expectations hold unchanged.
+Where the calendars legitimately differ, the helpers below branch on `h.calendar.kind`.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +12,19 @@ import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from langgraph.runtime import Runtime
 
 from agent.graph import run_tool
 from store.appointments import slot_starts
 from tests.agent.conftest import CUSTOMER, OTHER, Harness, madrid
+from tests.calendly.conftest import EVENT_URI, INVITEE_URI
 from tests.scripted_model import call, says, uses
+
+# The Calendly event of the other customer's appointment (never sent to Calendly: the refusal comes first).
+OTHERS_EVENT_URI = "https://api.calendly.com/scheduled_events/OOOOOOOOOOOOOOOO"
+# The event Calendly creates when an appointment is moved (agent_reschedule_own_appointment.yaml).
+MOVED_EVENT_URI = "https://api.calendly.com/scheduled_events/KKKKKKKKKKKKKKKK"
 
 
 def result_of(message: object) -> dict[str, object]:
@@ -31,8 +44,75 @@ def expand(ranges: list[str], step: int = 15) -> list[str]:
     return times
 
 
-async def test_book_with_confirmation(harness: Harness) -> None:
-    h = harness
+async def _book_directly(h: Harness, wa_id: str, start: datetime, service: str = "Corte y Peinado") -> str:
+    """An appointment booked earlier, stored as each calendar stores it: seat claims on the local calendar; on
+    Calendly, the mirror of the customer's event CCCC... (invitee DDDD...) or of another customer's event."""
+    client = await h.clients.ensure(wa_id, now=h.clock.now())
+    end = start + timedelta(minutes=45)
+    if h.calendar.kind == "local":
+        appointment = await h.appointments.create(
+            client_id=client.id,
+            service=service,
+            start_at=start,
+            end_at=end,
+            source="agent",
+            calendar="local",
+            now=h.clock.now(),
+            claim_slots=slot_starts(start, end, 15),
+            capacity=h.business.capacity,
+        )
+    else:
+        event = EVENT_URI if wa_id == CUSTOMER else OTHERS_EVENT_URI
+        appointment = await h.appointments.create(
+            client_id=client.id,
+            service=service,
+            start_at=start,
+            end_at=end,
+            source="agent",
+            calendar="calendly",
+            now=h.clock.now(),
+            external_id=event,
+            external_invitee=INVITEE_URI if wa_id == CUSTOMER else f"{event}/invitees/PPPPPPPPPPPPPPPP",
+        )
+    return appointment.id
+
+
+async def _assert_held_by_calendar(h: Harness, appointment_id: str, calendly_event: str) -> None:
+    """The calendar holds the appointment: a seat for each of its three 15-minute slots on the local calendar;
+    on Calendly, the scheduled event it mirrors (and no local seats)."""
+    claims = await h.db.fetch_all(
+        "SELECT slot_start FROM calendar_claims WHERE appointment_id = :id", {"id": appointment_id}
+    )
+    if h.calendar.kind == "local":
+        assert len(claims) == 3
+    else:
+        appointment = await h.appointments.get(appointment_id)
+        assert appointment is not None and appointment.calendar == "calendly"
+        assert appointment.external_id == calendly_event and claims == []
+
+
+async def _take_both_chairs_at_10_on_thursday(h: Harness) -> None:
+    """Other customers take 10:00 on Thursday while María is being asked to confirm it."""
+    if h.calendar.kind == "calendly":
+        return  # booked on the Calendly page: the cassette's next availability answer no longer lists 10:00
+    other = await h.clients.ensure(OTHER, now=h.clock.now())
+    for _ in range(h.business.capacity):
+        start, end = madrid(2026, 11, 26, 10, 0), madrid(2026, 11, 26, 11, 0)
+        await h.appointments.create(
+            client_id=other.id,
+            service="Peinado",
+            start_at=start,
+            end_at=end,
+            source="staff",
+            calendar="local",
+            now=h.clock.now(),
+            claim_slots=slot_starts(start, end, 15),
+            capacity=h.business.capacity,
+        )
+
+
+async def test_book_with_confirmation(scenario: Harness) -> None:
+    h = scenario
     h.model.extend(
         uses(call("check_availability", service="corte", date_from="2026-11-26")),
         says("El jueves tengo libre a las 9:30, 10:00 y 10:30. ¿Cuál prefieres?"),
@@ -62,10 +142,7 @@ async def test_book_with_confirmation(harness: Harness) -> None:
     assert appointment.end_at - appointment.start_at == timedelta(minutes=45)
     client = await h.clients.get(CUSTOMER)
     assert client is not None and appointment.client_id == client.id and appointment.source == "agent"
-    claims = await h.db.fetch_all(
-        "SELECT slot_start FROM calendar_claims WHERE appointment_id = :id", {"id": appointment.id}
-    )
-    assert len(claims) == 3
+    await _assert_held_by_calendar(h, appointment.id, EVENT_URI)
     assert h.changed == [appointment]
     state = await h.state()
     assert state.get("pending") is None
@@ -74,25 +151,11 @@ async def test_book_with_confirmation(harness: Harness) -> None:
     h.model.assert_complete()
 
 
-async def test_slot_taken_between_offer_and_confirmation(harness: Harness) -> None:
-    h = harness
+async def test_slot_taken_between_offer_and_confirmation(scenario: Harness) -> None:
+    h = scenario
     h.model.extend(uses(call("book_appointment", service="corte", start_time="2026-11-26T10:00:00")))
     assert (await h.say("Quiero corte el jueves a las 10")).awaiting_confirmation
-    # Meanwhile both chairs get booked at 10:00 by other customers.
-    other = await h.clients.ensure(OTHER, now=h.clock.now())
-    for _ in range(h.business.capacity):
-        start, end = madrid(2026, 11, 26, 10, 0), madrid(2026, 11, 26, 11, 0)
-        await h.appointments.create(
-            client_id=other.id,
-            service="Peinado",
-            start_at=start,
-            end_at=end,
-            source="staff",
-            calendar="local",
-            now=h.clock.now(),
-            claim_slots=slot_starts(start, end, 15),
-            capacity=h.business.capacity,
-        )
+    await _take_both_chairs_at_10_on_thursday(h)
     h.model.extend(says("Vaya, ese hueco se acaba de ocupar. ¿Te va bien a las 11:00?"))
     reply = await h.say("sí")
     assert "ocupar" in reply.replies[0]
@@ -109,8 +172,27 @@ async def test_slot_taken_between_offer_and_confirmation(harness: Harness) -> No
     h.model.assert_complete()
 
 
-async def test_customer_says_no_books_nothing(harness: Harness) -> None:
-    h = harness
+@pytest.mark.parametrize("calendar_kind", ["calendly"])
+async def test_slot_taken_when_the_booking_is_sent(scenario: Harness) -> None:
+    # Calendly only: the time goes in the instant between the last availability check and POST /invitees, which
+    # Calendly refuses (400, start_time "is no longer available"). The cassette ends with the availability request
+    # the alternatives need once booking.py offers them.
+    h = scenario
+    h.model.extend(uses(call("book_appointment", service="corte", start_time="2026-11-26T10:00:00")))
+    assert (await h.say("Quiero corte el jueves a las 10")).awaiting_confirmation
+    h.model.extend(says("Vaya, ese hueco se acaba de ocupar. ¿Te va bien a las 11:00?"))
+    reply = await h.say("sí")
+    assert "ocupar" in reply.replies[0]
+    assert await h.confirmed() == []
+    refusal = result_of((await h.tool_results())[-1])
+    assert refusal["ok"] is False and refusal["error"] == "slot_taken"
+    assert "slot_taken" in str(h.model.calls[-1][-2].content)
+    h.model.assert_complete()
+    assert refusal.get("alternatives"), "alternatives are offered"
+
+
+async def test_customer_says_no_books_nothing(scenario: Harness) -> None:
+    h = scenario
     h.model.extend(uses(call("book_appointment", service="Tinte", start_time="2026-11-27T17:00:00")))
     assert (await h.say("tinte el viernes a las 5 de la tarde")).awaiting_confirmation
     h.model.extend(says("Sin problema, ¿a qué hora te vendría mejor?"))
@@ -123,33 +205,16 @@ async def test_customer_says_no_books_nothing(harness: Harness) -> None:
     h.model.assert_complete()
 
 
-async def test_quick_reply_button_confirms(harness: Harness) -> None:
-    h = harness
+async def test_quick_reply_button_confirms(scenario: Harness) -> None:
+    h = scenario
     h.model.extend(uses(call("book_appointment", service="Barba", start_time="2026-11-25T10:00:00")), says("Hecho."))
     await h.say("barba mañana a las 10")
     await h.say(button="confirm_yes")
     assert [a.service for a in await h.confirmed()] == ["Barba"]
 
 
-async def _book_directly(h: Harness, wa_id: str, start: datetime, service: str = "Corte y Peinado") -> str:
-    client = await h.clients.ensure(wa_id, now=h.clock.now())
-    end = start + timedelta(minutes=45)
-    appointment = await h.appointments.create(
-        client_id=client.id,
-        service=service,
-        start_at=start,
-        end_at=end,
-        source="agent",
-        calendar="local",
-        now=h.clock.now(),
-        claim_slots=slot_starts(start, end, 15),
-        capacity=h.business.capacity,
-    )
-    return appointment.id
-
-
-async def test_cancel_own_appointment(harness: Harness) -> None:
-    h = harness
+async def test_cancel_own_appointment(scenario: Harness) -> None:
+    h = scenario
     appointment_id = await _book_directly(h, CUSTOMER, madrid(2026, 11, 27, 10, 0))
     h.model.extend(
         uses(call("lookup_client")),
@@ -167,8 +232,8 @@ async def test_cancel_own_appointment(harness: Harness) -> None:
     h.model.assert_complete()
 
 
-async def test_cannot_cancel_another_customers_appointment(harness: Harness) -> None:
-    h = harness
+async def test_cannot_cancel_another_customers_appointment(scenario: Harness) -> None:
+    h = scenario
     others = await _book_directly(h, OTHER, madrid(2026, 11, 27, 10, 0))
     h.model.extend(
         uses(call("cancel_appointment", appointment_id=others)),
@@ -186,8 +251,8 @@ async def test_cannot_cancel_another_customers_appointment(harness: Harness) -> 
     h.model.assert_complete()
 
 
-async def test_reschedule_own_appointment(harness: Harness) -> None:
-    h = harness
+async def test_reschedule_own_appointment(scenario: Harness) -> None:
+    h = scenario
     appointment_id = await _book_directly(h, CUSTOMER, madrid(2026, 11, 27, 10, 0))
     h.model.extend(
         uses(call("reschedule_appointment", appointment_id=appointment_id, new_start_time="2026-11-28T11:00:00"))
@@ -199,16 +264,13 @@ async def test_reschedule_own_appointment(harness: Harness) -> None:
     moved = await h.appointments.get(appointment_id)
     assert moved is not None and moved.status == "confirmed"
     assert moved.start_at == madrid(2026, 11, 28, 11, 0)
-    claims = await h.db.fetch_all(
-        "SELECT slot_start FROM calendar_claims WHERE appointment_id = :id", {"id": appointment_id}
-    )
-    assert len(claims) == 3
+    await _assert_held_by_calendar(h, appointment_id, MOVED_EVENT_URI)
     assert [a.id for a in h.changed] == [appointment_id]
     h.model.assert_complete()
 
 
-async def test_closed_day_and_past_time_are_refused_with_alternatives(harness: Harness) -> None:
-    h = harness
+async def test_closed_day_and_past_time_are_refused_with_alternatives(scenario: Harness) -> None:
+    h = scenario
     h.model.extend(
         uses(call("book_appointment", service="corte", start_time="2026-11-30T10:00:00")),  # Monday: closed
         uses(call("book_appointment", service="corte", start_time="2026-11-24T10:00:00")),  # this morning
@@ -222,8 +284,8 @@ async def test_closed_day_and_past_time_are_refused_with_alternatives(harness: H
     assert await h.confirmed() == []
 
 
-async def test_bad_tool_arguments_go_back_to_the_model(harness: Harness) -> None:
-    h = harness
+async def test_bad_tool_arguments_go_back_to_the_model(scenario: Harness) -> None:
+    h = scenario
     h.model.extend(
         uses(call("book_appointment", service="corte", start_time="mañana a las 10")),
         says("¿Me dices la fecha exacta?"),
@@ -235,8 +297,8 @@ async def test_bad_tool_arguments_go_back_to_the_model(harness: Harness) -> None
     assert await h.confirmed() == []
 
 
-async def test_unknown_service_lists_the_real_ones(harness: Harness) -> None:
-    h = harness
+async def test_unknown_service_lists_the_real_ones(scenario: Harness) -> None:
+    h = scenario
     h.model.extend(
         uses(call("check_availability", service="manicura", date_from="2026-11-26")), says("No hacemos manicura.")
     )
@@ -245,8 +307,9 @@ async def test_unknown_service_lists_the_real_ones(harness: Harness) -> None:
     assert refusal["error"] == "unknown_service" and "Corte y Peinado" in refusal["services"]  # type: ignore[operator]
 
 
-async def test_confirmed_action_is_idempotent(harness: Harness) -> None:
-    h = harness
+@pytest.mark.parametrize("calendar_kind", ["local", "calendly"])
+async def test_confirmed_action_is_idempotent(scenario: Harness) -> None:
+    h = scenario
     h.model.extend(uses(call("book_appointment", service="corte", start_time="2026-11-26T10:00:00")), says("Hecho"))
     await h.say("corte el jueves a las 10")
     state = await h.state()

@@ -11,7 +11,7 @@ from langchain_core.messages import HumanMessage, SystemMessage, ToolMessage
 from core.business import Business, DayHours, TimeRange
 from core.clock import FixedClock
 from store import Database, open_database
-from tests.agent.conftest import CUSTOMER, Harness, madrid, make_harness
+from tests.agent.conftest import CUSTOMER, CalendarKind, Harness, madrid, make_harness, make_harness_on, replaying
 from tests.scripted_model import ScriptedChatModel, call, says, uses
 
 
@@ -22,37 +22,46 @@ def _open_on_sundays(business: Business) -> Business:
 
 
 @pytest.mark.parametrize(
-    ("saturday_night", "tomorrow", "expected_utc"),
+    ("saturday_night", "tomorrow", "expected_utc", "cassette"),
     [
         # Clocks go back at 03:00 on Sunday 25 October 2026: Saturday is UTC+2, Sunday 10:00 is UTC+1.
-        (madrid(2026, 10, 24, 23, 30), "2026-10-25", datetime(2026, 10, 25, 9, 0, tzinfo=UTC)),
+        (madrid(2026, 10, 24, 23, 30), "2026-10-25", datetime(2026, 10, 25, 9, 0, tzinfo=UTC), "agent_dst_october"),
         # Clocks go forward at 02:00 on Sunday 28 March 2027: Saturday is UTC+1, Sunday 10:00 is UTC+2.
-        (madrid(2027, 3, 27, 23, 30), "2027-03-28", datetime(2027, 3, 28, 8, 0, tzinfo=UTC)),
+        (madrid(2027, 3, 27, 23, 30), "2027-03-28", datetime(2027, 3, 28, 8, 0, tzinfo=UTC), "agent_dst_march"),
     ],
 )
 async def test_manana_a_las_10_on_saturday_night_across_dst(
-    db: Database, business: Business, saturday_night: datetime, tomorrow: str, expected_utc: datetime
+    calendar_kind: CalendarKind,
+    db: Database,
+    business: Business,
+    saturday_night: datetime,
+    tomorrow: str,
+    expected_utc: datetime,
+    cassette: str,
 ) -> None:
+    # On Calendly the cassette pins the UTC bounds of the Sunday asked about and the booked start in UTC.
     model = ScriptedChatModel(script=[])
-    async for h in make_harness(db, _open_on_sundays(business), FixedClock(saturday_night), model):
-        model.extend(
-            uses(call("check_availability", service="corte", date_from=tomorrow)),
-            uses(call("book_appointment", service="corte", start_time=f"{tomorrow}T10:00:00")),
-        )
-        await h.say("¿Tenéis hueco mañana a las 10 para corte?")
-        # The model was told, in local time, which date "mañana" is.
-        context = str(model.calls[0][1].content)
-        sunday = datetime.fromisoformat(tomorrow)
-        assert f"- mañana: domingo {sunday.day} de " in context and f"({tomorrow})" in context
-        assert f"Fecha y hora actuales: sábado {saturday_night.day}" in context
-        availability = json.loads(str((await h.tool_results())[0].content))
-        assert availability["days"][0]["date"] == tomorrow
-        assert availability["days"][0]["start_times"][0] == "09:00-13:15"
-        model.extend(says("¡Reservado!"))
-        await h.say("sí")
-        [appointment] = await h.confirmed()
-        assert appointment.start_at == expected_utc
-        assert appointment.start_at.astimezone(business.tz).hour == 10
+    clock = FixedClock(saturday_night)
+    with replaying(calendar_kind, cassette):
+        async for h in make_harness_on(calendar_kind, db, _open_on_sundays(business), clock, model):
+            model.extend(
+                uses(call("check_availability", service="corte", date_from=tomorrow)),
+                uses(call("book_appointment", service="corte", start_time=f"{tomorrow}T10:00:00")),
+            )
+            await h.say("¿Tenéis hueco mañana a las 10 para corte?")
+            # The model was told, in local time, which date "mañana" is.
+            context = str(model.calls[0][1].content)
+            sunday = datetime.fromisoformat(tomorrow)
+            assert f"- mañana: domingo {sunday.day} de " in context and f"({tomorrow})" in context
+            assert f"Fecha y hora actuales: sábado {saturday_night.day}" in context
+            availability = json.loads(str((await h.tool_results())[0].content))
+            assert availability["days"][0]["date"] == tomorrow
+            assert availability["days"][0]["start_times"][0] == "09:00-13:15"
+            model.extend(says("¡Reservado!"))
+            await h.say("sí")
+            [appointment] = await h.confirmed()
+            assert appointment.start_at == expected_utc
+            assert appointment.start_at.astimezone(business.tz).hour == 10
 
 
 async def test_memory_persists_across_a_process_restart(database_url: str, db: Database, business: Business) -> None:
