@@ -114,23 +114,41 @@ class AppointmentRepository:
         Raises `SlotTaken` when no seat is free for every slot (nothing is written), and returns the existing
         appointment when `idempotency_key` was already used (the action ran before).
         """
+        appointment_id = new_appointment_id()
         try:
-            return await self._create(
-                client_id=client_id,
-                service=service,
-                start_at=start_at,
-                end_at=end_at,
-                source=source,
-                calendar=calendar,
-                now=now,
-                price_eur=price_eur,
-                notes=notes,
-                external_id=external_id,
-                external_invitee=external_invitee,
-                idempotency_key=idempotency_key,
-                claim_slots=claim_slots,
-                capacity=capacity,
-            )
+            async with self._db.transaction() as conn:
+                if idempotency_key:
+                    existing = await conn.fetch_one(
+                        f"SELECT {_COLUMNS} FROM appointments WHERE idempotency_key = :key", {"key": idempotency_key}
+                    )
+                    if existing:
+                        return Appointment.model_validate(existing)
+                await conn.execute(
+                    "INSERT INTO appointments (id, client_id, service, start_at, end_at, status, source, calendar, "
+                    "price_eur, notes, external_id, external_invitee, idempotency_key, created_at, updated_at) "
+                    "VALUES (:id, :client_id, :service, :start_at, :end_at, 'confirmed', :source, :calendar, "
+                    ":price_eur, :notes, :external_id, :external_invitee, :idempotency_key, :now, :now)",
+                    {
+                        "id": appointment_id,
+                        "client_id": client_id,
+                        "service": service,
+                        "start_at": start_at,
+                        "end_at": end_at,
+                        "source": source,
+                        "calendar": calendar,
+                        "price_eur": str(price_eur) if price_eur is not None else None,
+                        "notes": notes,
+                        "external_id": external_id,
+                        "external_invitee": external_invitee,
+                        "idempotency_key": idempotency_key,
+                        "now": now,
+                    },
+                )
+                if claim_slots:
+                    await _claim_seat(conn, appointment_id, claim_slots, capacity)
+                row = await conn.fetch_one(
+                    f"SELECT {_COLUMNS} FROM appointments WHERE id = :id", {"id": appointment_id}
+                )
         except IntegrityConflict:
             # A concurrent writer committed the same action first: the same idempotency key (a confirmed call run
             # twice) or the same Calendly event (its webhook raced our own insert). Its row is the answer.
@@ -140,57 +158,6 @@ class AppointmentRepository:
             if existing is None:
                 raise
             return existing
-
-    async def _create(
-        self,
-        *,
-        client_id: int | None,
-        service: str,
-        start_at: datetime,
-        end_at: datetime,
-        source: AppointmentSource,
-        calendar: CalendarKind,
-        now: datetime,
-        price_eur: Decimal | None,
-        notes: str | None,
-        external_id: str | None,
-        external_invitee: str | None,
-        idempotency_key: str | None,
-        claim_slots: Sequence[datetime],
-        capacity: int,
-    ) -> Appointment:
-        appointment_id = new_appointment_id()
-        async with self._db.transaction() as conn:
-            if idempotency_key:
-                existing = await conn.fetch_one(
-                    f"SELECT {_COLUMNS} FROM appointments WHERE idempotency_key = :key", {"key": idempotency_key}
-                )
-                if existing:
-                    return Appointment.model_validate(existing)
-            await conn.execute(
-                "INSERT INTO appointments (id, client_id, service, start_at, end_at, status, source, calendar, "
-                "price_eur, notes, external_id, external_invitee, idempotency_key, created_at, updated_at) "
-                "VALUES (:id, :client_id, :service, :start_at, :end_at, 'confirmed', :source, :calendar, "
-                ":price_eur, :notes, :external_id, :external_invitee, :idempotency_key, :now, :now)",
-                {
-                    "id": appointment_id,
-                    "client_id": client_id,
-                    "service": service,
-                    "start_at": start_at,
-                    "end_at": end_at,
-                    "source": source,
-                    "calendar": calendar,
-                    "price_eur": str(price_eur) if price_eur is not None else None,
-                    "notes": notes,
-                    "external_id": external_id,
-                    "external_invitee": external_invitee,
-                    "idempotency_key": idempotency_key,
-                    "now": now,
-                },
-            )
-            if claim_slots:
-                await _claim_seat(conn, appointment_id, claim_slots, capacity)
-            row = await conn.fetch_one(f"SELECT {_COLUMNS} FROM appointments WHERE id = :id", {"id": appointment_id})
         assert row is not None
         return Appointment.model_validate(row)
 
