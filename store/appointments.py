@@ -118,11 +118,11 @@ class AppointmentRepository:
         try:
             async with self._db.transaction() as conn:
                 if idempotency_key:
-                    existing = await conn.fetch_one(
+                    earlier = await conn.fetch_one(
                         f"SELECT {_COLUMNS} FROM appointments WHERE idempotency_key = :key", {"key": idempotency_key}
                     )
-                    if existing:
-                        return Appointment.model_validate(existing)
+                    if earlier:
+                        return Appointment.model_validate(earlier)
                 await conn.execute(
                     "INSERT INTO appointments (id, client_id, service, start_at, end_at, status, source, calendar, "
                     "price_eur, notes, external_id, external_invitee, idempotency_key, created_at, updated_at) "
