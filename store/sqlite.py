@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -86,14 +87,23 @@ class SqliteDatabase(Database):
     async def transaction(self) -> AsyncIterator[Connection]:
         async with self._lock:
             conn = await self._connection()
-            # IMMEDIATE takes the write lock up front: two processes never deadlock upgrading a read lock.
-            await conn.execute("BEGIN IMMEDIATE")
             try:
+                # IMMEDIATE takes the write lock up front: two processes never deadlock upgrading a read lock.
+                await conn.execute("BEGIN IMMEDIATE")
                 yield _SqliteConnection(conn)
+                await conn.execute("COMMIT")
             except BaseException:
-                await conn.execute("ROLLBACK")
+                # Also reached when the task is cancelled during BEGIN or COMMIT: the shared connection must never
+                # be left inside a transaction. Shielded so a second cancellation cannot interrupt the rollback.
+                await asyncio.shield(self._rollback(conn))
                 raise
-            await conn.execute("COMMIT")
+
+    @staticmethod
+    async def _rollback(conn: aiosqlite.Connection) -> None:
+        # Always queue the ROLLBACK: a cancelled BEGIN may still be running in aiosqlite's thread, and statements
+        # run there in order, so checking `in_transaction` now would race it.
+        with contextlib.suppress(sqlite3.OperationalError):  # no transaction open (cancelled before BEGIN ran)
+            await conn.execute("ROLLBACK")
 
     async def execute_script(self, sql: str) -> None:
         async with self._lock:

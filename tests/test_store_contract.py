@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -197,12 +199,14 @@ async def test_datetimes_round_trip_aware(db: Database, now: datetime) -> None:
 
 
 @pytest.mark.postgres
-async def test_postgres_connections_never_prepare_statements(database_url: str) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL only")
+async def test_postgres_connections_never_prepare_statements() -> None:
     from store.postgres import PostgresDatabase
+    from tests.conftest import postgres_url
 
-    db = open_database(database_url)
+    url = postgres_url()
+    if url is None:
+        pytest.skip("TEST_DATABASE_URL not set (CI sets it; see .ci/run)")
+    db = open_database(url)
     try:
         assert isinstance(db, PostgresDatabase)
         pool = await db.pool()
@@ -210,5 +214,23 @@ async def test_postgres_connections_never_prepare_statements(database_url: str) 
             # Supabase's transaction pooler (:6543) breaks prepared statements; they must stay off.
             assert conn.prepare_threshold is None
             assert conn.autocommit is True
+    finally:
+        await db.close()
+
+
+async def test_sqlite_connection_survives_a_task_cancelled_mid_transaction(tmp_path: Path, now: datetime) -> None:
+    db = open_database(f"sqlite:///{tmp_path / 'c.db'}")
+    await migrate(db)
+    try:
+        clients = ClientRepository(db)
+        for _ in range(20):
+            task = asyncio.create_task(clients.ensure("whatsapp:+34600000009", now=now))
+            await asyncio.sleep(0)  # cancelled wherever it is: before, during or after BEGIN/COMMIT
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        # The shared connection is usable and not stuck inside a transaction.
+        client = await clients.ensure("whatsapp:+34600000009", now=now)
+        assert client.wa_id == "whatsapp:+34600000009"
     finally:
         await db.close()

@@ -44,9 +44,7 @@ def make_calendar(client: CalendlyClient, business: Business, clock: FixedClock)
     """Build a CalendlyCalendar over a given database (and, optionally, another business)."""
 
     def make(database: Database, business_override: Business | None = None) -> CalendlyCalendar:
-        return CalendlyCalendar(
-            client, AppointmentRepository(database), business_override or business, clock, USER_URI
-        )
+        return CalendlyCalendar(client, AppointmentRepository(database), business_override or business, clock, USER_URI)
 
     return make
 
@@ -77,9 +75,15 @@ async def booking_request(db: Database, business: Business, *, key: str | None =
 async def mirrored_appointment(db: Database) -> Appointment:
     """An appointment as book() leaves it: Calendly event CCCC..., invitee DDDD..., 26 Nov 09:00 UTC."""
     return await AppointmentRepository(db).create(
-        client_id=None, service="Corte y Peinado", start_at=datetime(2026, 11, 26, 9, 0, tzinfo=UTC),
-        end_at=datetime(2026, 11, 26, 9, 45, tzinfo=UTC), source="agent", calendar="calendly", now=NOW,
-        external_id=EVENT_URI, external_invitee=INVITEE_URI,
+        client_id=None,
+        service="Corte y Peinado",
+        start_at=datetime(2026, 11, 26, 9, 0, tzinfo=UTC),
+        end_at=datetime(2026, 11, 26, 9, 45, tzinfo=UTC),
+        source="agent",
+        calendar="calendly",
+        now=NOW,
+        external_id=EVENT_URI,
+        external_invitee=INVITEE_URI,
     )
 
 

@@ -110,9 +110,7 @@ async def test_rate_limit_longer_than_the_allowed_wait_is_not_waited(
     assert cassette.play_count == 1
 
 
-async def test_create_invitee_sends_exactly_the_documented_request(
-    client: CalendlyClient, sent: SentRequests
-) -> None:
+async def test_create_invitee_sends_exactly_the_documented_request(client: CalendlyClient, sent: SentRequests) -> None:
     expected = fixture_json("calendly-create-invitee-request.json")
     invitee_fields = expected["invitee"]
 
@@ -136,9 +134,7 @@ async def test_create_invitee_sends_exactly_the_documented_request(
     assert invitee.created_at == datetime(2026, 11, 24, 21, 0, tzinfo=UTC)
 
 
-async def test_a_booking_that_failed_with_5xx_is_not_sent_again(
-    client: CalendlyClient, sleep: RecordedSleep
-) -> None:
+async def test_a_booking_that_failed_with_5xx_is_not_sent_again(client: CalendlyClient, sleep: RecordedSleep) -> None:
     request = fixture_json("calendly-create-invitee-request.json")
     with play("client_create_invitee_server_error") as cassette, pytest.raises(CalendlyUnavailable):
         await client.create_invitee(
@@ -245,7 +241,6 @@ async def test_a_booking_whose_answer_was_lost_is_not_sent_again() -> None:
                 timezone="Europe/Madrid",
             )
     assert len(seen) == 1
-
 
 
 def test_every_cassette_is_marked_hand_authored_holds_no_credentials_and_is_used() -> None:

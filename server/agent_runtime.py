@@ -1,0 +1,69 @@
+"""The production agent behind the server: the LangGraph `Assistant`, wired with the server's sender and reminders."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import httpx
+from langchain_core.language_models import BaseChatModel
+
+from agent.api import ConversationAgent
+from agent.assistant import Assistant
+from agent.checkpointer import open_checkpointer
+from agent.graph import build_graph
+from agent.model import build_chat_model
+from agent.tracing import TurnTracer
+from server.services import AgentDeps, AgentProvider
+from store.appointments import AppointmentRepository
+from store.clients import ClientRepository
+from tools.calendar import Calendar
+from tools.calendly import CalendlyCalendar, CalendlyClient
+from tools.context import Context
+from tools.local_calendar import LocalCalendar
+
+
+async def _open_calendar(
+    deps: AgentDeps, appointments: AppointmentRepository, stack: AsyncExitStack, http: httpx.AsyncClient | None
+) -> Calendar:
+    settings = deps.settings
+    if settings.calendly_access_token is None:
+        return LocalCalendar(deps.business, appointments, deps.clock)
+    client = CalendlyClient(
+        str(settings.calendly_api_base_url),
+        settings.calendly_access_token.get_secret_value(),
+        http=http,
+        clock=deps.clock,
+    )
+    stack.push_async_callback(client.aclose)
+    user_uri = str(settings.calendly_user_uri) if settings.calendly_user_uri else (await client.current_user()).uri
+    return CalendlyCalendar(client, appointments, deps.business, deps.clock, user_uri)
+
+
+def assistant_provider(
+    *, model: BaseChatModel | None = None, calendly_http: httpx.AsyncClient | None = None
+) -> AgentProvider:
+    """Opens the `Assistant` for a process: chat model (OpenAI unless given), checkpointer on the same database,
+    the calendar (Calendly when configured, else local), the outbox sender and the reminder scheduler as observer."""
+
+    @asynccontextmanager
+    async def provide(deps: AgentDeps) -> AsyncIterator[ConversationAgent]:
+        appointments = AppointmentRepository(deps.db)
+        async with AsyncExitStack() as stack:
+            calendar = await _open_calendar(deps, appointments, stack, calendly_http)
+            saver = await stack.enter_async_context(open_checkpointer(deps.db, setup=True))
+            graph = build_graph(model or build_chat_model(deps.settings), saver)
+            base = Context(
+                wa_id="",
+                business=deps.business,
+                clock=deps.clock,
+                calendar=calendar,
+                clients=ClientRepository(deps.db),
+                appointments=appointments,
+                sender=deps.sender,
+                language=deps.business.language,
+                observer=deps.reminders,
+            )
+            yield Assistant(graph, base, tracer=TurnTracer.from_settings(deps.settings))
+
+    return provide

@@ -1,0 +1,110 @@
+"""Calendly: the signed webhook (and its verification probe), health, sync and the mirrored events."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from server.calendly_models import HANDLED_EVENTS, CalendlyWebhook
+from server.deps import JSON, Admin, State, require_content_type
+from server.http_errors import invalid_fields
+from server.signatures import CalendlySignatureError, public_url, verify_calendly_signature
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api/calendly", tags=["calendly"])
+
+
+async def verified_calendly_webhook(request: Request, state: State) -> CalendlyWebhook:
+    """The delivery, after checking `Calendly-Webhook-Signature` on the raw body (3-minute tolerance)."""
+    require_content_type(request, JSON)
+    raw = await request.body()
+    key = state.settings.calendly_webhook_signing_key
+    if key is None:
+        if not state.options.allow_unsigned_webhooks:
+            state.metrics.webhook_rejections.labels("calendly", "not_configured").inc()
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "CALENDLY_WEBHOOK_SIGNING_KEY not set: webhooks refused")
+    else:
+        try:
+            verify_calendly_signature(
+                key.get_secret_value(),
+                request.headers.get("calendly-webhook-signature"),
+                raw,
+                now=state.clock.now(),
+                tolerance_seconds=state.options.calendly_signature_tolerance_seconds,
+            )
+        except CalendlySignatureError as exc:
+            state.metrics.webhook_rejections.labels("calendly", "bad_signature").inc()
+            logger.warning("calendly webhook refused", extra={"reason": str(exc)})
+            raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
+    try:
+        webhook = CalendlyWebhook.model_validate(json.loads(raw))
+        if webhook.event in HANDLED_EVENTS:
+            webhook.invitee()  # refuse a malformed invitee now, before anything is stored
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "body is not valid JSON") from None
+    except ValidationError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"invalid Calendly payload: {invalid_fields(exc)}") from None
+    return webhook
+
+
+CalendlyDelivery = Annotated[CalendlyWebhook, Depends(verified_calendly_webhook)]
+
+
+@router.post("/webhook")
+async def webhook(delivery: CalendlyDelivery, state: State) -> JSONResponse:
+    """Record the delivery once, mirror the appointment, and queue a system turn for the customer."""
+    outcome = await state.calendly.receive(delivery)
+    body = {
+        "status": outcome.status,
+        "detail": outcome.detail,
+        "appointment_id": outcome.appointment_id,
+        "customer_notified": outcome.injected,
+    }
+    return JSONResponse(body, status_code=202 if outcome.status == "received" else 200)
+
+
+@router.get("/webhook")
+async def webhook_probe(state: State) -> dict[str, object]:
+    """Answer a verification probe: the endpoint exists and whether it can check signatures."""
+    return {
+        "status": "ok",
+        "webhook_url": public_url(str(state.settings.public_base_url), "/api/calendly/webhook"),
+        "signing_key_configured": state.settings.calendly_webhook_signing_key is not None,
+        "events": list(HANDLED_EVENTS),
+    }
+
+
+@router.get("/health")
+async def health(state: State) -> JSONResponse:
+    """Database and Calendly reachability (cached briefly)."""
+    code, body = (await state.health.report()).view(["database", "calendly"])
+    return JSONResponse(body, status_code=code)
+
+
+@router.post("/sync")
+async def sync(state: State, admin: Admin) -> JSONResponse:
+    """Pull bookings from Calendly now, through the configured sync (409 when none is configured)."""
+    if state.calendly_sync is None:
+        return JSONResponse(
+            {"error": "no Calendly sync configured: set CALENDLY_ACCESS_TOKEN and run with the Calendly calendar"},
+            status_code=status.HTTP_409_CONFLICT,
+        )
+    summary = await state.calendly_sync()
+    return JSONResponse({"status": "ok", "by": admin.subject, "summary": dict(summary)})
+
+
+@router.get("/events")
+async def events(state: State, admin: Admin, limit: Annotated[int, Query(ge=1, le=500)] = 100) -> dict[str, object]:
+    """Appointments mirrored from Calendly and the latest webhook deliveries."""
+    appointments = await state.calendar_events.mirrored_appointments(limit=limit)
+    deliveries = await state.calendar_events.recent(limit=limit)
+    return {
+        "appointments": [a.model_dump(mode="json") for a in appointments],
+        "deliveries": [d.model_dump(mode="json", exclude={"payload"}) for d in deliveries],
+    }

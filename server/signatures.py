@@ -1,0 +1,66 @@
+"""Webhook authenticity: Twilio's `X-Twilio-Signature` and Calendly's `Calendly-Webhook-Signature`."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from datetime import datetime
+
+from twilio.request_validator import RequestValidator, get_signature_algorithm
+
+
+def public_url(base_url: str, path: str, query: str = "") -> str:
+    """The URL Twilio called: PUBLIC_BASE_URL plus the request path and query (never the Host a proxy forwards)."""
+    url = base_url.rstrip("/") + path
+    return f"{url}?{query}" if query else url
+
+
+def twilio_signature_valid(
+    auth_token: str,
+    url: str,
+    params: Mapping[str, str],
+    signature: str | None,
+    *,
+    signature_settings: str | None = None,
+) -> bool:
+    """Check a Twilio webhook with the official validator (HMAC-SHA1 by default; HMAC-SHA256 when the request's
+    `X-Twilio-Webhooks-Signature-Settings` header says so)."""
+    if not signature:
+        return False
+    algorithm = get_signature_algorithm(signature_settings)
+    return bool(RequestValidator(auth_token).validate(url, dict(params), signature, algorithm=algorithm))
+
+
+class CalendlySignatureError(ValueError):
+    """Why a Calendly signature was refused (missing, malformed, stale or wrong)."""
+
+
+def calendly_signature(signing_key: str, timestamp: int, body: bytes) -> str:
+    """The `v1` value Calendly sends: hex HMAC-SHA256 of "{t}.{raw body}" with the webhook signing key."""
+    message = str(timestamp).encode() + b"." + body
+    return hmac.new(signing_key.encode(), message, hashlib.sha256).hexdigest()
+
+
+def verify_calendly_signature(
+    signing_key: str, header: str | None, body: bytes, *, now: datetime, tolerance_seconds: float
+) -> None:
+    """Raise `CalendlySignatureError` unless `header` (`t=...,v1=...`) signs `body` within the tolerance."""
+    if not header:
+        raise CalendlySignatureError("missing Calendly-Webhook-Signature header")
+    timestamp: int | None = None
+    candidates: list[str] = []
+    for part in header.split(","):
+        name, _, value = part.strip().partition("=")
+        if name == "t" and value.isdigit():
+            timestamp = int(value)
+        elif name == "v1" and value:
+            candidates.append(value.strip())
+    if timestamp is None or not candidates:
+        raise CalendlySignatureError("malformed Calendly-Webhook-Signature header")
+    # An old (or far-future) timestamp means a replayed delivery, even with a correct HMAC.
+    if abs(now.timestamp() - timestamp) > tolerance_seconds:
+        raise CalendlySignatureError("stale Calendly-Webhook-Signature timestamp")
+    expected = calendly_signature(signing_key, timestamp, body)
+    if not any(hmac.compare_digest(expected, candidate) for candidate in candidates):
+        raise CalendlySignatureError("Calendly-Webhook-Signature does not match")

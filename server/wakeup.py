@@ -1,0 +1,23 @@
+"""A nudge from the web app to the in-process worker, so work is picked up at once instead of at the next poll."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+
+class Wakeup:
+    """A level-triggered signal: `set()` any number of times, `wait()` returns once and clears it."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def set(self) -> None:
+        """Ask the waiting loop to run now."""
+        self._event.set()
+
+    async def wait(self, seconds: float) -> None:
+        """Wait until set or until `seconds` pass (the poll that covers other processes' work)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._event.wait(), seconds)
+        self._event.clear()

@@ -1,0 +1,146 @@
+"""Per-conversation state: staff takeover, WhatsApp's 24-hour window, the rate-limit notice and the worker lease."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+from store.database import Database
+
+_COLUMNS = "wa_id, paused, paused_by, paused_at, last_inbound_at, rate_notice_at, lease_owner, lease_until, updated_at"
+
+
+class Conversation(BaseModel):
+    """One customer's conversation as the server tracks it (the agent's memory lives in the checkpointer)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    wa_id: str
+    paused: bool = False
+    paused_by: str | None = None
+    paused_at: datetime | None = None
+    last_inbound_at: datetime | None = None
+    rate_notice_at: datetime | None = None
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+    updated_at: datetime
+
+
+class ConversationRepository:
+    """Reads and writes `conversations`; every state change is one conditional statement, safe across workers."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def get(self, wa_id: str) -> Conversation | None:
+        """The conversation with this WhatsApp address, if it ever started."""
+        row = await self._db.fetch_one(f"SELECT {_COLUMNS} FROM conversations WHERE wa_id = :wa_id", {"wa_id": wa_id})
+        return Conversation.model_validate(row) if row else None
+
+    async def list_recent(self, *, limit: int = 100) -> list[Conversation]:
+        """Conversations, most recently active first."""
+        rows = await self._db.fetch_all(
+            f"SELECT {_COLUMNS} FROM conversations "
+            "ORDER BY (last_inbound_at IS NULL), last_inbound_at DESC, wa_id LIMIT :limit",
+            {"limit": limit},
+        )
+        return [Conversation.model_validate(r) for r in rows]
+
+    async def record_inbound(self, wa_id: str, *, at: datetime) -> Conversation:
+        """Note that the customer wrote at `at` (opens WhatsApp's 24-hour window); never moves it backwards."""
+        params = {"wa_id": wa_id, "at": at}
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO conversations (wa_id, last_inbound_at, updated_at) VALUES (:wa_id, :at, :at) "
+                "ON CONFLICT (wa_id) DO UPDATE SET last_inbound_at = excluded.last_inbound_at, "
+                "updated_at = excluded.updated_at "
+                "WHERE conversations.last_inbound_at IS NULL "
+                "OR conversations.last_inbound_at < excluded.last_inbound_at",
+                params,
+            )
+            row = await conn.fetch_one(f"SELECT {_COLUMNS} FROM conversations WHERE wa_id = :wa_id", params)
+        assert row is not None
+        return Conversation.model_validate(row)
+
+    async def set_paused(self, wa_id: str, *, paused: bool, by: str | None, now: datetime) -> Conversation:
+        """Pause (staff takeover) or resume the bot for one customer."""
+        params = {"wa_id": wa_id, "paused": paused, "by": by if paused else None, "now": now}
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO conversations (wa_id, updated_at) VALUES (:wa_id, :now) ON CONFLICT (wa_id) DO NOTHING",
+                params,
+            )
+            await conn.execute(
+                "UPDATE conversations SET paused = :paused, paused_by = :by, "
+                "paused_at = CASE WHEN :paused THEN :now ELSE NULL END, updated_at = :now WHERE wa_id = :wa_id",
+                params,
+            )
+            row = await conn.fetch_one(f"SELECT {_COLUMNS} FROM conversations WHERE wa_id = :wa_id", params)
+        assert row is not None
+        return Conversation.model_validate(row)
+
+    async def claim_rate_notice(self, wa_id: str, *, now: datetime, not_since: datetime) -> bool:
+        """Whether this caller may send the rate-limit notice: true once, until `not_since` passes the last one."""
+        changed = await self._db.execute(
+            "UPDATE conversations SET rate_notice_at = :now, updated_at = :now "
+            "WHERE wa_id = :wa_id AND (rate_notice_at IS NULL OR rate_notice_at < :not_since)",
+            {"wa_id": wa_id, "now": now, "not_since": not_since},
+        )
+        return changed == 1
+
+    async def acquire_lease(self, wa_id: str, *, owner: str, now: datetime, until: datetime) -> bool:
+        """Take the conversation for `owner` until `until`, unless another owner holds an unexpired lease.
+
+        The conditional UPDATE is atomic on both engines (PostgreSQL re-checks the WHERE clause after waiting for a
+        concurrent writer), so at most one worker wins however many try at once.
+        """
+        params = {"wa_id": wa_id, "owner": owner, "now": now, "until": until}
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO conversations (wa_id, updated_at) VALUES (:wa_id, :now) ON CONFLICT (wa_id) DO NOTHING",
+                params,
+            )
+            changed = await conn.execute(
+                "UPDATE conversations SET lease_owner = :owner, lease_until = :until, updated_at = :now "
+                "WHERE wa_id = :wa_id AND (lease_owner IS NULL OR lease_owner = :owner OR lease_until IS NULL "
+                "OR lease_until < :now)",
+                params,
+            )
+        return changed == 1
+
+    async def renew_lease(self, wa_id: str, *, owner: str, now: datetime, until: datetime) -> bool:
+        """Extend a lease this owner still holds; false when it was lost (expired and taken over)."""
+        changed = await self._db.execute(
+            "UPDATE conversations SET lease_until = :until, updated_at = :now "
+            "WHERE wa_id = :wa_id AND lease_owner = :owner",
+            {"wa_id": wa_id, "owner": owner, "now": now, "until": until},
+        )
+        return changed == 1
+
+    async def release_lease(self, wa_id: str, *, owner: str, now: datetime) -> None:
+        """Give the conversation back (only if this owner still holds it)."""
+        await self._db.execute(
+            "UPDATE conversations SET lease_owner = NULL, lease_until = NULL, updated_at = :now "
+            "WHERE wa_id = :wa_id AND lease_owner = :owner",
+            {"wa_id": wa_id, "owner": owner, "now": now},
+        )
+
+    async def with_work(self, *, now: datetime, limit: int = 100) -> list[str]:
+        """Conversations with messages or system events to run and no live lease held on them.
+
+        'processing' rows count too: under an expired (or no) lease they were left by a worker that died mid-turn.
+        """
+        rows = await self._db.fetch_all(
+            "SELECT w.wa_id FROM ("
+            "  SELECT wa_id, MIN(id) AS first_id FROM inbound_messages WHERE status IN ('pending', 'processing') "
+            "  GROUP BY wa_id "
+            "  UNION ALL "
+            "  SELECT wa_id, MIN(id) AS first_id FROM system_events WHERE status IN ('pending', 'processing') "
+            "  GROUP BY wa_id"
+            ") w LEFT JOIN conversations c ON c.wa_id = w.wa_id "
+            "WHERE c.lease_owner IS NULL OR c.lease_until IS NULL OR c.lease_until < :now "
+            "GROUP BY w.wa_id ORDER BY MIN(w.first_id) LIMIT :limit",
+            {"now": now, "limit": limit},
+        )
+        return [str(r["wa_id"]) for r in rows]

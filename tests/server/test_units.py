@@ -1,0 +1,176 @@
+"""Pure pieces: signatures (known-answer vectors), splitting, Twilio form parsing, admin tokens, wording."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qsl
+
+import pytest
+
+from core.business import Business
+from server.auth import InvalidToken, mint_admin_token, verify_admin_token
+from server.calendly_models import CalendlyWebhook, event_uri_of_invitee
+from server.signatures import (
+    CalendlySignatureError,
+    calendly_signature,
+    public_url,
+    twilio_signature_valid,
+    verify_calendly_signature,
+)
+from server.splitting import split_message
+from server.twilio_models import TwilioInbound, TwilioStatusCallback
+from server.wording import local_when, template_variables
+from tests.server.helpers import fixture_json, fixture_text
+
+VECTOR_URL = "https://mycompany.com/myapp.php?foo=1&bar=2"
+VECTOR_PARAMS = {
+    "CallSid": "CA1234567890ABCDE",
+    "Digits": "1234",
+    "From": "+14158675309",
+    "To": "+18005551212",
+    "Caller": "+14158675309",
+}
+
+
+def test_twilio_known_answer_vector() -> None:
+    assert twilio_signature_valid("12345", VECTOR_URL, VECTOR_PARAMS, "RSOYDt4T1cUTdK1PDd93/VVr8B8=")
+    # The validator accepts the URL with the explicit default port too.
+    with_port = VECTOR_URL.replace("mycompany.com", "mycompany.com:443")
+    assert twilio_signature_valid("12345", with_port, VECTOR_PARAMS, "RSOYDt4T1cUTdK1PDd93/VVr8B8=")
+    expected = "RSOYDt4T1cUTdK1PDd93/VVr8B8="
+    assert not twilio_signature_valid("12345", VECTOR_URL, VECTOR_PARAMS | {"Digits": "9"}, expected)
+    assert not twilio_signature_valid("54321", VECTOR_URL, VECTOR_PARAMS, expected)
+    assert not twilio_signature_valid("12345", VECTOR_URL, VECTOR_PARAMS, None)
+
+
+def test_public_url_is_built_from_the_configured_base() -> None:
+    assert public_url("https://x.example/", "/webhook/whatsapp") == "https://x.example/webhook/whatsapp"
+    assert (
+        public_url("https://x.example/base", "/webhook/whatsapp", "a=1")
+        == "https://x.example/base/webhook/whatsapp?a=1"
+    )
+
+
+NOW = datetime(2026, 11, 24, 21, 0, tzinfo=UTC)
+
+
+def signed(body: bytes, *, at: datetime = NOW, key: str = "signing-key") -> str:
+    t = int(at.timestamp())
+    return f"t={t},v1={calendly_signature(key, t, body)}"
+
+
+def test_calendly_signature_accepts_a_fresh_valid_header() -> None:
+    body = b'{"event":"invitee.created"}'
+    verify_calendly_signature("signing-key", signed(body), body, now=NOW, tolerance_seconds=180)
+    verify_calendly_signature(
+        "signing-key", signed(body, at=NOW - timedelta(seconds=179)), body, now=NOW, tolerance_seconds=180
+    )
+
+
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
+        (None, "missing"),
+        ("", "missing"),
+        ("v1=abc", "malformed"),
+        ("t=abc,v1=abc", "malformed"),
+        ("t=1700000000", "malformed"),
+        ("STALE", "stale"),
+        ("FUTURE", "stale"),
+        ("WRONGKEY", "does not match"),
+    ],
+)
+def test_calendly_signature_refusals(header: str | None, reason: str) -> None:
+    body = b'{"event":"invitee.created"}'
+    header = {
+        "STALE": signed(body, at=NOW - timedelta(seconds=181)),
+        "FUTURE": signed(body, at=NOW + timedelta(seconds=181)),
+        "WRONGKEY": signed(body, key="other"),
+    }.get(header or "", header)
+    with pytest.raises(CalendlySignatureError, match=reason):
+        verify_calendly_signature("signing-key", header, body, now=NOW, tolerance_seconds=180)
+
+
+def test_calendly_signature_is_over_the_raw_bytes() -> None:
+    body = b'{"event": "invitee.created"}'
+    reserialised = b'{"event":"invitee.created"}'
+    with pytest.raises(CalendlySignatureError):
+        verify_calendly_signature("signing-key", signed(body), reserialised, now=NOW, tolerance_seconds=180)
+
+
+def test_split_keeps_short_texts_whole_and_cuts_long_ones_at_sentences() -> None:
+    assert split_message("  hola  ") == ["hola"]
+    assert split_message("") == []
+    sentences = " ".join(f"Frase número {n} con algo de texto." for n in range(200))
+    parts = split_message(sentences)
+    assert all(len(p) <= 1600 for p in parts) and len(parts) > 1
+    assert all(p.endswith(".") for p in parts)  # never in the middle of a sentence
+    assert " ".join(parts) == sentences
+    unbroken = "x" * 3500
+    assert [len(p) for p in split_message(unbroken)] == [1600, 1600, 300]
+
+
+def test_inbound_fixture_parses_with_unknown_fields_kept() -> None:
+    form = dict(parse_qsl(fixture_text("twilio-inbound-whatsapp.form")))
+    message = TwilioInbound.model_validate(form)
+    assert message.address_of_sender == "whatsapp:+34600123456"
+    assert (message.profile_name, message.wa_id, message.num_media) == ("Ghanshyam Agrawal", "34600123456", 0)
+    assert message.text_for_agent() == "Hola, quiero una cita"
+    assert message.model_extra is not None and message.model_extra["ChannelMetadata"].startswith("{")
+
+
+def test_inbound_media_buttons_and_locations_become_text() -> None:
+    base = {"MessageSid": "SM1", "From": "whatsapp:+34600123456"}
+    media = TwilioInbound.model_validate(
+        base
+        | {"NumMedia": "2", "MediaUrl0": "https://m/0", "MediaContentType0": "image/jpeg", "MediaUrl1": "https://m/1"}
+    )
+    assert [m.url for m in media.media] == ["https://m/0", "https://m/1"]
+    assert media.text_for_agent() == "[attachment: image/jpeg]\n[attachment: file]"
+    button = TwilioInbound.model_validate(base | {"ButtonPayload": "confirm_yes", "ButtonText": "Sí", "Body": ""})
+    assert (button.button_payload, button.text_for_agent()) == ("confirm_yes", "Sí")
+    place = TwilioInbound.model_validate(base | {"Latitude": "40.4", "Longitude": "-3.7", "Label": "Casa"})
+    assert place.text_for_agent() == "[location 40.4,-3.7: Casa]"
+
+
+def test_status_callback_fixture() -> None:
+    callback = TwilioStatusCallback.model_validate(dict(parse_qsl(fixture_text("twilio-status-callback-failed.form"))))
+    assert (callback.outbox_status, callback.error_code) == ("failed", "63016")
+    legacy = TwilioStatusCallback.model_validate({"MessageSid": "SM1", "SmsStatus": "delivered"})
+    assert legacy.outbox_status == "delivered"
+
+
+def test_calendly_fixtures_parse_and_identify_their_delivery() -> None:
+    created = CalendlyWebhook.model_validate(fixture_json("calendly-invitee-created.json"))
+    canceled = CalendlyWebhook.model_validate(fixture_json("calendly-invitee-canceled.json"))
+    assert created.invitee().scheduled_event.uri.endswith("000000000002")
+    assert canceled.invitee().cancellation is not None
+    assert canceled.invitee().cancellation.reason == "No puedo ir"  # type: ignore[union-attr]
+    assert created.delivery_key() != canceled.delivery_key()
+    retried = CalendlyWebhook.model_validate(fixture_json("calendly-invitee-created.json"))
+    assert created.delivery_key() == retried.delivery_key()
+    invitee = created.invitee().model_copy(
+        update={"text_reminder_number": "+34 600-123-456", "questions_and_answers": ()}
+    )
+    assert invitee.phone_candidates() == ["+34600123456"]
+    assert event_uri_of_invitee("https://a/scheduled_events/E/invitees/I") == "https://a/scheduled_events/E"
+
+
+def test_admin_tokens_expire_and_are_bound_to_the_secret() -> None:
+    token = mint_admin_token("s" * 32, subject="ana", now=NOW, ttl=timedelta(minutes=5))
+    assert verify_admin_token("s" * 32, token, now=NOW + timedelta(minutes=4)).subject == "ana"
+    with pytest.raises(InvalidToken, match="expired"):
+        verify_admin_token("s" * 32, token, now=NOW + timedelta(minutes=5))
+    with pytest.raises(InvalidToken):
+        verify_admin_token("t" * 32, token, now=NOW)
+
+
+def test_times_are_worded_in_the_business_timezone(business: Business) -> None:
+    start = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+    assert local_when(start, business) == "martes 1 de diciembre, 10:30"
+    assert template_variables(customer_name=None, service="Tinte", start=start, business=business) == {
+        "1": "",
+        "2": "Tinte",
+        "3": "01/12/2026",
+        "4": "10:30",
+    }
