@@ -5,16 +5,15 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import agent_turns
+from bench import agent_turns, webhook_ingest
 
 
 def main() -> int:
     """Run the benchmarks."""
-    result = asyncio.run(agent_turns.run())
-    for line in result.lines():
+    lines = [*asyncio.run(agent_turns.run()).lines(), *asyncio.run(webhook_ingest.run()).lines()]
+    for line in lines:
         print(line)
-    missed = any("MISSED" in line or "GROWS" in line for line in result.lines())
-    return 1 if missed else 0
+    return 1 if any("MISSED" in line or "GROWS" in line for line in lines) else 0
 
 
 if __name__ == "__main__":
