@@ -25,6 +25,15 @@ class AppointmentObserver(Protocol):
         ...
 
 
+@runtime_checkable
+class StaffHandoff(Protocol):
+    """Hands a conversation to the salon's staff (alerts them, and pauses the assistant for that customer)."""
+
+    async def hand_off(self, wa_id: str, reason: str) -> None:
+        """Alert staff about `wa_id` and stop answering that customer until staff resume the assistant."""
+        ...
+
+
 @dataclass(frozen=True)
 class Context:
     """Who the customer is (from the channel, never from the model) and the services a turn may use."""
@@ -40,6 +49,7 @@ class Context:
     turn: TurnKind = "customer"
     language: str = "es"
     observer: AppointmentObserver | None = None
+    handoff: StaffHandoff | None = None
 
     async def notify_changed(self, appointment: Appointment) -> None:
         """Tell the observer, if any, that an appointment changed."""

@@ -32,3 +32,26 @@ async def send_whatsapp(
         return ToolRefusal("too_long", f"Keep it under {MAX_MESSAGE_CHARS} characters.").result()
     await ctx.sender.send(ctx.wa_id, text, kind="system" if ctx.turn == "system" else "reply")
     return ok(status="queued")
+
+
+@tool
+async def handoff_to_staff(
+    reason: Annotated[str, Field(description="What the customer needs, in one sentence, for the staff.")],
+    runtime: ToolRuntime[Context],
+) -> str:
+    """Pass the conversation to a person at the salon.
+
+    Use it when the customer asks for a person, has a complaint, or needs something you cannot do. Staff are
+    alerted with the reason; from then on they answer this customer themselves. Tell the customer that someone
+    from the team will write soon.
+    """
+    ctx = runtime.context
+    if ctx.handoff is None:
+        return ToolRefusal(
+            "no_staff_channel",
+            "No staff channel is configured. Give the customer the salon's phone number instead.",
+            business_phone=ctx.business.phone,
+        ).result()
+    reason = reason.strip() or "The customer asked for a person."
+    await ctx.handoff.hand_off(ctx.wa_id, reason)
+    return ok(status="handed_off", note="The assistant is paused for this customer until staff resume it.")

@@ -11,7 +11,7 @@ from tools.availability import check_availability
 from tools.booking import book_appointment, confirm_booking
 from tools.changes import cancel_appointment, confirm_cancellation, confirm_reschedule, reschedule_appointment
 from tools.context import Context
-from tools.messaging import send_whatsapp
+from tools.messaging import handoff_to_staff, send_whatsapp
 from tools.profile import lookup_client, remember_client_details
 
 # Validates a write call and renders the confirmation question; raises ToolRefusal when the call is invalid.
@@ -27,7 +27,13 @@ class WriteTool:
 
 
 # Tools that change no appointment run at once (the profile is the customer's own, told by them).
-READ_TOOLS: tuple[BaseTool, ...] = (check_availability, lookup_client, remember_client_details, send_whatsapp)
+READ_TOOLS: tuple[BaseTool, ...] = (
+    check_availability,
+    lookup_client,
+    remember_client_details,
+    send_whatsapp,
+    handoff_to_staff,
+)
 WRITE_TOOLS: dict[str, WriteTool] = {
     w.tool.name: w
     for w in (

@@ -1,7 +1,7 @@
 """An async client for the Calendly API v2: typed resources, pagination, rate limits and retries.
 
 Only what Asistente needs: the current user, event types, available times, booking (Scheduling API `POST /invitees`),
-cancelling, listing scheduled events and webhook subscriptions. The access token is sent on every request and
+cancelling, listing scheduled events and their invitees, and webhook subscriptions. The access token is sent on every request and
 appears nowhere else (not in logs, reprs or exception messages).
 """
 
@@ -159,11 +159,16 @@ class CalendlyClient:
         data = await self._request("GET", _path_of(invitee_uri))
         return Invitee.model_validate(data["resource"])
 
+    async def list_event_invitees(self, event_uri_or_uuid: str, *, status: str | None = None) -> list[Invitee]:
+        """The invitees of a scheduled event ('active' or 'canceled' only, with `status`), following pagination."""
+        params: Query = [("count", _PAGE_SIZE)] + ([("status", status)] if status else [])
+        return await self._paginate(f"/scheduled_events/{_uuid_of(event_uri_or_uuid)}/invitees", params, Invitee)
+
     async def cancel_event(self, event_uri_or_uuid: str, reason: str | None = None) -> Cancellation:
         """Cancel a scheduled event as the host; Calendly notifies the invitee and shows them `reason`."""
-        uuid = event_uri_or_uuid.rstrip("/").rsplit("/", 1)[-1]
         body = {"reason": reason} if reason else {}
-        data = await self._request("POST", f"/scheduled_events/{uuid}/cancellation", json=body, replayable=False)
+        path = f"/scheduled_events/{_uuid_of(event_uri_or_uuid)}/cancellation"
+        data = await self._request("POST", path, json=body, replayable=False)
         return Cancellation.model_validate(data["resource"])
 
     async def list_scheduled_events(
@@ -274,6 +279,10 @@ def _iso(moment: datetime) -> str:
     if moment.tzinfo is None:
         raise ValueError("Calendly timestamps must be timezone-aware")
     return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _uuid_of(uri_or_uuid: str) -> str:
+    return uri_or_uuid.rstrip("/").rsplit("/", 1)[-1]
 
 
 def _path_of(uri: str) -> str:

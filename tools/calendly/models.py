@@ -84,7 +84,7 @@ class QuestionAndAnswer(_Resource):
 
 
 class Invitee(_Resource):
-    """A person booked on a scheduled event (POST /invitees, GET /scheduled_events/{uuid}/invitees/{uuid})."""
+    """A person booked on a scheduled event (POST /invitees, GET /scheduled_events/{uuid}/invitees[/{uuid}])."""
 
     uri: str
     email: str
@@ -98,11 +98,13 @@ class Invitee(_Resource):
     cancel_url: str | None = None
     reschedule_url: str | None = None
     rescheduled: bool = False
+    # On the invitee of a rescheduled booking: the invitee (of the old, now canceled event) it replaces.
+    old_invitee: str | None = None
     questions_and_answers: tuple[QuestionAndAnswer, ...] = ()
 
 
 class Cancellation(_Resource):
-    """The answer to POST /scheduled_events/{uuid}/cancellation."""
+    """The answer to POST /scheduled_events/{uuid}/cancellation, also a canceled event's `cancellation`."""
 
     canceled_by: str
     canceler_type: str
@@ -131,6 +133,7 @@ class ScheduledEvent(_Resource):
     updated_at: AwareDatetime
     location: dict[str, Any] | None = None
     invitees_counter: InviteesCounter | None = None
+    cancellation: Cancellation | None = None  # who cancelled and why, on a canceled event
 
 
 class WebhookSubscription(_Resource):
