@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from core.business import Business
 from core.clock import Clock
-from server.calendly_models import CalendlyWebhook, InviteePayload, ScheduledEvent, event_uri_of_invitee
+from server.calendly_models import CalendlyWebhook, InviteePayload, event_uri_of_invitee
 from server.metrics import ServerMetrics
 from server.reminders import ReminderScheduler
 from server.wording import template_variables
@@ -25,6 +25,31 @@ from store.models import Appointment, Client
 from store.system_events import SystemEventRepository
 
 logger = logging.getLogger(__name__)
+
+
+async def find_client(clients: ClientRepository, invitee: InviteePayload) -> Client | None:
+    """The customer behind a Calendly invitee: by the SMS reminder number, then phone answers, then e-mail."""
+    for phone in invitee.phone_candidates():
+        client = await clients.find_by_contact(phone=phone)
+        if client is not None:
+            return client
+    return await clients.find_by_contact(email=invitee.email) if invitee.email else None
+
+
+def service_name(business: Business, event_type: str | None, event_name: str | None) -> str:
+    """The salon service a Calendly event type stands for, else the event's own name."""
+    for service in business.services:
+        if event_type and service.calendly_event_type == event_type:
+            return service.name
+    return event_name or "appointment"
+
+
+def mirror_key(invitee_uri: str) -> str:
+    """Idempotency key of the appointment mirrored from a Calendly invitee.
+
+    Shared by the webhook and the sync, so whichever of them mirrors a booking first, the other finds its row.
+    """
+    return f"calendly:{invitee_uri}"
 
 
 @dataclass(frozen=True)
@@ -146,10 +171,10 @@ class CalendlyEventProcessor:
             )
             injected = await self._inject(moved, event, description, "confirmation")
             return Outcome("processed", "appointment rescheduled", moved.id, injected)
-        client = await self._find_client(invitee)
+        client = await find_client(self._clients, invitee)
         created = await self._appointments.create(
             client_id=client.id if client else None,
-            service=self._service_name(scheduled),
+            service=service_name(self._business, scheduled.event_type, scheduled.name),
             start_at=scheduled.start_time,
             end_at=scheduled.end_time,
             source="calendly",
@@ -157,7 +182,7 @@ class CalendlyEventProcessor:
             now=now,
             external_id=scheduled.uri,
             external_invitee=invitee.uri,
-            idempotency_key=f"calendly:{invitee.uri}",
+            idempotency_key=mirror_key(invitee.uri),
         )
         await self._reminders.schedule(created)
         description = (
@@ -215,19 +240,6 @@ class CalendlyEventProcessor:
         if self._on_injected is not None:
             self._on_injected()
         return True
-
-    async def _find_client(self, invitee: InviteePayload) -> Client | None:
-        for phone in invitee.phone_candidates():
-            client = await self._clients.find_by_contact(phone=phone)
-            if client is not None:
-                return client
-        return await self._clients.find_by_contact(email=invitee.email) if invitee.email else None
-
-    def _service_name(self, scheduled: ScheduledEvent) -> str:
-        for service in self._business.services:
-            if scheduled.event_type and service.calendly_event_type == scheduled.event_type:
-                return service.name
-        return scheduled.name or "appointment"
 
     def _when(self, moment: datetime) -> str:
         local = moment.astimezone(self._business.tz)

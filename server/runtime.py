@@ -11,6 +11,7 @@ from agent.api import ConversationAgent
 from core.business import Business
 from core.clock import Clock
 from core.settings import Settings
+from server.calendly_sync import calendly_client_for
 from server.metrics import ServerMetrics
 from server.options import ServerOptions
 from server.services import AgentProvider, Services, build_transport, open_services
@@ -38,13 +39,20 @@ async def open_runtime(
     message_transport: MessageTransport | None = None,
     calendly_sync: CalendlySync | None = None,
 ) -> AsyncIterator[Services]:
-    """The database (opened from DATABASE_URL unless given, then also closed here), HTTP clients for Twilio and
-    health probes, the agent and every service built on them."""
+    """The database (opened from DATABASE_URL unless given, then also closed here), HTTP clients for Twilio,
+    health probes and Calendly, the agent and every service built on them.
+
+    With CALENDLY_ACCESS_TOKEN set and no `calendly_sync` given, a Calendly client is opened for the real sync
+    behind POST /api/calendly/sync, and closed here.
+    """
     async with AsyncExitStack() as stack:
         database = db
         if database is None:
             database = open_database(settings.database_url)
             stack.push_async_callback(database.close)
+        calendly_client = None
+        if calendly_sync is None and settings.calendly_access_token is not None:
+            calendly_client = await stack.enter_async_context(calendly_client_for(settings, clock))
         twilio_http = await stack.enter_async_context(
             httpx.AsyncClient(transport=twilio_http_transport, timeout=DEFAULT_TIMEOUT_SECONDS)
         )
@@ -64,6 +72,7 @@ async def open_runtime(
                 agent=agent,
                 agent_provider=agent_provider,
                 calendly_sync=calendly_sync,
+                calendly_client=calendly_client,
                 owner=worker_id(),
             )
         )

@@ -15,6 +15,7 @@ from core.business import Business
 from core.clock import Clock
 from core.settings import Settings
 from server.calendly_events import CalendlyEventProcessor
+from server.calendly_sync import CalendlySyncer
 from server.delivery import Delivery, templates_from
 from server.health import HealthChecker
 from server.intake import InboundIntake
@@ -38,6 +39,7 @@ from store.inbound import InboundRepository
 from store.outbox import OutboxRepository
 from store.reminders import ReminderRepository
 from store.system_events import SystemEventRepository
+from tools.calendly.client import CalendlyClient
 
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "0.0.0.0", "::1"}  # noqa: S104 - host names compared, nothing bound
 
@@ -101,10 +103,12 @@ async def open_services(
     agent: ConversationAgent | None = None,
     agent_provider: AgentProvider | None = None,
     calendly_sync: CalendlySync | None = None,
+    calendly_client: CalendlyClient | None = None,
     owner: str,
 ) -> AsyncIterator[Services]:
     """Build every service around one database; the agent comes ready-made or is opened from `agent_provider`
-    (which receives the outbox-backed sender and the reminder scheduler) and closed on exit."""
+    (which receives the outbox-backed sender and the reminder scheduler) and closed on exit. Without a
+    `calendly_sync`, a `calendly_client` (owned by the caller) backs the real one."""
     turn_wakeup, delivery_wakeup = Wakeup(), Wakeup()
     outbox = Outbox(OutboxRepository(db), clock, on_enqueued=delivery_wakeup.set)
     sender = OutboxSender(outbox)
@@ -124,6 +128,7 @@ async def open_services(
             probe_http=probe_http,
             agent=agent,
             calendly_sync=calendly_sync,
+            calendly_client=calendly_client,
             owner=owner,
             outbox=outbox,
             sender=sender,
@@ -144,6 +149,7 @@ def _assemble(
     probe_http: httpx.AsyncClient,
     agent: ConversationAgent | None,
     calendly_sync: CalendlySync | None,
+    calendly_client: CalendlyClient | None,
     owner: str,
     outbox: Outbox,
     sender: OutboxSender,
@@ -158,10 +164,11 @@ def _assemble(
     calendar_events = CalendarEventRepository(db)
     appointments = AppointmentRepository(db)
     reminder_rows = ReminderRepository(db)
+    clients = ClientRepository(db)
     calendly = CalendlyEventProcessor(
         events=calendar_events,
         appointments=appointments,
-        clients=ClientRepository(db),
+        clients=clients,
         system_events=system_events,
         reminders=scheduler,
         business=business,
@@ -225,6 +232,17 @@ def _assemble(
         turn_wakeup=turn_wakeup,
         delivery_wakeup=delivery_wakeup,
     )
+    if calendly_sync is None and calendly_client is not None:
+        user_uri = settings.calendly_user_uri
+        calendly_sync = CalendlySyncer(
+            client=calendly_client,
+            appointments=appointments,
+            clients=clients,
+            reminders=scheduler,
+            business=business,
+            clock=clock,
+            user_uri=str(user_uri) if user_uri else None,
+        )
     state = ServerState(
         settings=settings,
         options=options,

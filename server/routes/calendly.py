@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
@@ -14,6 +15,7 @@ from server.calendly_models import HANDLED_EVENTS, CalendlyWebhook
 from server.deps import JSON, Admin, State, require_content_type
 from server.http_errors import invalid_fields
 from server.signatures import CalendlySignatureError, public_url, verify_calendly_signature
+from tools.calendly.models import CalendlyError, CalendlyRateLimited
 
 logger = logging.getLogger(__name__)
 
@@ -89,13 +91,30 @@ async def health(state: State) -> JSONResponse:
 
 @router.post("/sync")
 async def sync(state: State, admin: Admin) -> JSONResponse:
-    """Pull bookings from Calendly now, through the configured sync (409 when none is configured)."""
+    """Pull bookings from Calendly now, through the configured sync (409 when none is configured; 503 while
+    Calendly rate-limits us, 502 when it fails)."""
     if state.calendly_sync is None:
         return JSONResponse(
             {"error": "no Calendly sync configured: set CALENDLY_ACCESS_TOKEN and run with the Calendly calendar"},
             status_code=status.HTTP_409_CONFLICT,
         )
-    summary = await state.calendly_sync()
+    try:
+        summary = await state.calendly_sync()
+    except CalendlyRateLimited as exc:
+        # The sync reads everything before writing anything, so a refusal leaves the database as it was.
+        state.metrics.dependency_errors.labels("calendly").inc()
+        retry = max(1, math.ceil(exc.reset_seconds))
+        return JSONResponse(
+            {"error": f"Calendly rate limit reached; nothing was synced, retry in {retry} s", "retry_after": retry},
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(retry)},
+        )
+    except CalendlyError as exc:  # unreachable, failing with 5xx, or refusing us (e.g. a revoked token)
+        state.metrics.dependency_errors.labels("calendly").inc()
+        logger.warning("calendly sync failed", extra={"error": str(exc)})
+        return JSONResponse(
+            {"error": f"Calendly sync failed; nothing was synced: {exc}"}, status_code=status.HTTP_502_BAD_GATEWAY
+        )
     return JSONResponse({"status": "ok", "by": admin.subject, "summary": dict(summary)})
 
 

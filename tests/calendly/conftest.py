@@ -58,15 +58,16 @@ def calendly_vcr() -> vcr.VCR:
 
 
 @contextmanager
-def play(name: str) -> Iterator[Cassette]:
+def play(name: str, *, ignore_hosts: tuple[str, ...] = ()) -> Iterator[Cassette]:
     """Replay `tests/cassettes/calendly/<name>.yaml` and fail unless every interaction in it was used.
 
-    When re-recording, the file's leading comment block (provenance, how to re-record) is put back on top of what
-    vcrpy writes, since vcrpy drops comments.
+    `ignore_hosts` pass straight through (vcrpy also intercepts httpx's ASGI transport, so a test calling an app
+    in-process names the app's host). When re-recording, the file's leading comment block (provenance, how to
+    re-record) is put back on top of what vcrpy writes, since vcrpy drops comments.
     """
     path = CASSETTES / f"{name}.yaml"
     header = _comment_header(path) if RECORDING else ""
-    with calendly_vcr().use_cassette(path.name) as cassette:
+    with calendly_vcr().use_cassette(path.name, ignore_hosts=ignore_hosts) as cassette:
         yield cassette
     if RECORDING:
         recorded = path.read_text(encoding="utf-8")

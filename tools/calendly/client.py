@@ -1,8 +1,8 @@
 """An async client for the Calendly API v2: typed resources, pagination, rate limits and retries.
 
 Only what Asistente needs: the current user, event types, available times, booking (Scheduling API `POST /invitees`),
-cancelling, listing scheduled events and their invitees, and webhook subscriptions. The access token is sent on every request and
-appears nowhere else (not in logs, reprs or exception messages).
+cancelling, listing scheduled events and their invitees, and webhook subscriptions. The access token is sent on every
+request and appears nowhere else (not in logs, reprs or exception messages).
 """
 
 from __future__ import annotations
