@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     twilio_template_confirmation_sid: str | None = None
     twilio_template_reminder_sid: str | None = None
     twilio_template_cancellation_sid: str | None = None
+    twilio_template_staff_alert_sid: str | None = None
 
     # Calendly
     calendly_access_token: SecretStr | None = None

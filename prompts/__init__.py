@@ -24,12 +24,12 @@ def _environment() -> Environment:
     )
 
 
-def render(name: str, **variables: Any) -> str:
+def render(name: str, /, **variables: Any) -> str:
     """Render `prompts/<name>` with `variables`, stripped of surrounding whitespace."""
     return _environment().get_template(name).render(**variables).strip()
 
 
-def render_localized(name: str, language: str, **variables: Any) -> str:
+def render_localized(name: str, language: str, /, **variables: Any) -> str:
     """Render `prompts/<name>.<language>.j2`, falling back to Spanish (the business language) when missing."""
     lang = "en" if language.startswith("en") else "es"
     return render(f"{name}.{lang}.j2", **variables)

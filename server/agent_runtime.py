@@ -14,9 +14,11 @@ from agent.checkpointer import open_checkpointer
 from agent.graph import build_graph
 from agent.model import build_chat_model
 from agent.tracing import TurnTracer
+from server.handoff import StaffAlertHandoff
 from server.services import AgentDeps, AgentProvider
 from store.appointments import AppointmentRepository
 from store.clients import ClientRepository
+from store.conversations import ConversationRepository
 from tools.calendar import Calendar
 from tools.calendly import CalendlyCalendar, CalendlyClient
 from tools.context import Context
@@ -63,6 +65,14 @@ def assistant_provider(
                 sender=deps.sender,
                 language=deps.business.language,
                 observer=deps.reminders,
+                handoff=StaffAlertHandoff(
+                    conversations=ConversationRepository(deps.db),
+                    clients=ClientRepository(deps.db),
+                    outbox=deps.outbox,
+                    business=deps.business,
+                    clock=deps.clock,
+                    staff_number=deps.settings.staff_whatsapp_number,
+                ),
             )
             yield Assistant(graph, base, tracer=TurnTracer.from_settings(deps.settings))
 

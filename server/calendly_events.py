@@ -17,7 +17,7 @@ from core.clock import Clock
 from server.calendly_models import CalendlyWebhook, InviteePayload, event_uri_of_invitee
 from server.metrics import ServerMetrics
 from server.reminders import ReminderScheduler
-from server.wording import template_variables
+from server.wording import calendly_event_description, template_variables
 from store.appointments import AppointmentRepository
 from store.calendar_events import CalendarEvent, CalendarEventRepository
 from store.clients import ClientRepository
@@ -165,9 +165,12 @@ class CalendlyEventProcessor:
                 external_invitee=invitee.uri,
             )
             await self._reminders.schedule(moved)
-            description = (
-                f"Calendar event (Calendly): the {moved.service} appointment {moved.id} was moved from "
-                f"{self._when(previous.start_at)} to {self._when(moved.start_at)}."
+            description = calendly_event_description(
+                "calendly_moved",
+                service=moved.service,
+                appointment_id=moved.id,
+                old_when=self._when(previous.start_at),
+                when=self._when(moved.start_at),
             )
             injected = await self._inject(moved, event, description, "confirmation")
             return Outcome("processed", "appointment rescheduled", moved.id, injected)
@@ -185,9 +188,8 @@ class CalendlyEventProcessor:
             idempotency_key=mirror_key(invitee.uri),
         )
         await self._reminders.schedule(created)
-        description = (
-            f"Calendar event (Calendly): a {created.service} appointment {created.id} was booked on the Calendly "
-            f"page for {self._when(created.start_at)}."
+        description = calendly_event_description(
+            "calendly_booked", service=created.service, appointment_id=created.id, when=self._when(created.start_at)
         )
         injected = await self._inject(created, event, description, "confirmation")
         return Outcome("processed", "appointment booked on Calendly", created.id, injected)
@@ -207,13 +209,14 @@ class CalendlyEventProcessor:
         await self._reminders.cancel(cancelled.id)
         by = invitee.cancellation.canceled_by if invitee.cancellation else None
         who = invitee.cancellation.canceler_type if invitee.cancellation else None
-        description = (
-            f"Calendar event (Calendly): the {cancelled.service} appointment {cancelled.id} on "
-            f"{self._when(cancelled.start_at)} was cancelled"
-            + (f" by {by}" if by else "")
-            + (f" ({who})" if who else "")
-            + (f". Reason: {reason}" if reason else "")
-            + "."
+        description = calendly_event_description(
+            "calendly_cancelled",
+            service=cancelled.service,
+            appointment_id=cancelled.id,
+            when=self._when(cancelled.start_at),
+            by=by,
+            who=who,
+            reason=reason,
         )
         injected = await self._inject(cancelled, event, description, "cancellation")
         return Outcome("processed", "appointment cancelled on Calendly", cancelled.id, injected)

@@ -26,6 +26,7 @@ def templates_from(settings: Settings) -> dict[str, str]:
         "confirmation": settings.twilio_template_confirmation_sid,
         "cancellation": settings.twilio_template_cancellation_sid,
         "reminder": settings.twilio_template_reminder_sid,
+        "staff": settings.twilio_template_staff_alert_sid,
     }
     return {kind: sid for kind, sid in configured.items() if sid}
 

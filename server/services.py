@@ -46,7 +46,7 @@ _LOCAL_HOSTS = {"localhost", "127.0.0.1", "0.0.0.0", "::1"}  # noqa: S104 - host
 
 @dataclass(frozen=True)
 class AgentDeps:
-    """What the server offers the agent it drives: the outbox-backed sender and the reminder scheduler."""
+    """What the server offers the agent it drives: the outbox (and a sender on it) and the reminder scheduler."""
 
     settings: Settings
     business: Business
@@ -54,6 +54,7 @@ class AgentDeps:
     clock: Clock
     sender: OutboxSender
     reminders: ReminderScheduler
+    outbox: Outbox
 
 
 # Opens the agent for the lifetime of an app or worker process (it may hold a checkpointer connection) and closes it.
@@ -115,7 +116,7 @@ async def open_services(
     scheduler = ReminderScheduler(ReminderRepository(db), clock, settings.reminder_offsets_hours)
     async with AsyncExitStack() as stack:
         if agent is None and agent_provider is not None:
-            deps = AgentDeps(settings, business, db, clock, sender, scheduler)
+            deps = AgentDeps(settings, business, db, clock, sender, scheduler, outbox)
             agent = await stack.enter_async_context(agent_provider(deps))
         yield _assemble(
             settings=settings,

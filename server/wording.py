@@ -1,7 +1,7 @@
-"""Customer-facing wording the server produces itself (reminders, the rate-limit notice) and event descriptions.
+"""Texts the server produces itself (reminders, the rate-limit notice, staff alerts) and event descriptions.
 
 The agent phrases everything else; these few texts must go out even when no model is involved, in the business
-language (Spanish by default, English otherwise).
+language. The wording lives in prompts/messages and prompts/events; this module fills in the facts.
 """
 
 from __future__ import annotations
@@ -9,34 +9,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from core.business import Business
-
-_WEEKDAYS_ES = ("lunes", "martes", "miércoles", "jueves", "viernes", "sábado", "domingo")
-_MONTHS_ES = (
-    "enero",
-    "febrero",
-    "marzo",
-    "abril",
-    "mayo",
-    "junio",
-    "julio",
-    "agosto",
-    "septiembre",
-    "octubre",
-    "noviembre",
-    "diciembre",
-)
-
-
-def _spanish(business: Business) -> bool:
-    return business.language.lower().startswith("es")
+from prompts import render, render_localized
+from tools.timeutil import describe_day
 
 
 def local_when(start: datetime, business: Business) -> str:
     """'martes 1 de diciembre, 10:30' (or 'Tuesday 1 December, 10:30') in the business timezone."""
     local = start.astimezone(business.tz)
-    if _spanish(business):
-        return f"{_WEEKDAYS_ES[local.weekday()]} {local.day} de {_MONTHS_ES[local.month - 1]}, {local:%H:%M}"
-    return f"{local:%A} {local.day} {local:%B}, {local:%H:%M}"
+    return f"{describe_day(local.date(), business.language)}, {local:%H:%M}"
 
 
 def template_variables(
@@ -53,22 +33,33 @@ def template_variables(
 
 def reminder_text(*, customer_name: str | None, service: str, start: datetime, business: Business) -> str:
     """The reminder sent inside the 24-hour window (outside it the reminder template is used)."""
-    when = local_when(start, business)
-    if _spanish(business):
-        greeting = f"Hola {customer_name}" if customer_name else "Hola"
-        return (
-            f"{greeting}, te recordamos tu cita de {service} el {when} en {business.name}. "
-            "Si no puedes venir, respóndenos a este mensaje."
-        )
-    greeting = f"Hi {customer_name}" if customer_name else "Hi"
-    return (
-        f"{greeting}, this is a reminder of your {service} appointment on {when} at {business.name}. "
-        "If you cannot make it, just reply to this message."
+    return render_localized(
+        "messages/reminder",
+        business.language,
+        name=customer_name,
+        service=service,
+        when=local_when(start, business),
+        business_name=business.name,
     )
 
 
 def rate_limit_notice(business: Business) -> str:
     """The one notice a customer gets when writing faster than the per-minute limit."""
-    if _spanish(business):
-        return "Estás enviando muchos mensajes seguidos. Espera un minuto y te respondemos."
-    return "You are sending many messages in a row. Please wait a minute and we will get back to you."
+    return render_localized("messages/rate_limit", business.language)
+
+
+def staff_handoff_alert(*, wa_id: str, customer_name: str | None, reason: str, business: Business) -> str:
+    """What the staff number receives when the assistant hands a conversation over."""
+    return render_localized(
+        "messages/staff_handoff",
+        business.language,
+        wa_id=wa_id,
+        customer=wa_id.removeprefix("whatsapp:"),
+        name=customer_name,
+        reason=reason,
+    )
+
+
+def calendly_event_description(template: str, **facts: object) -> str:
+    """The system-turn text for a Calendly event (prompts/events/<template>.j2), for the model only."""
+    return render(f"events/{template}.j2", **facts)

@@ -20,7 +20,7 @@ from server.cli import app
 from store import Database
 from tests.scripted_model import ScriptedChatModel
 from tests.server.conftest import Secrets, StartApp
-from tests.server.helpers import CUSTOMER, TwilioDouble, inbound_form, outbox_settled, post_signed
+from tests.server.helpers import CUSTOMER, TwilioDouble, inbound_form, outbox_settled, post_signed, wait_until
 
 runner = CliRunner()
 
@@ -132,3 +132,45 @@ async def test_real_assistant_answers_through_the_server(
     inbound = await db.fetch_one("SELECT id, status FROM inbound_messages")
     assert inbound is not None and inbound["status"] == "processed"
     assert reply == {"kind": "reply", "status": "sent", "inbound_message_id": inbound["id"]}
+
+
+async def test_handoff_alerts_staff_and_pauses_the_assistant(
+    start_app: StartApp, db: Database, keys: Secrets, twilio: TwilioDouble, make_settings: Callable[..., Settings]
+) -> None:
+    """The agent hands over: staff get the alert (as a template: they have not written in 24 h), the assistant is
+    paused for the customer, and the customer's next message is stored but not answered."""
+    model = ScriptedChatModel(
+        script=[
+            AIMessage(
+                content="",
+                tool_calls=[{"name": "handoff_to_staff", "args": {"reason": "Queja por el tinte"}, "id": "call_h1"}],
+            ),
+            AIMessage(content="Te paso con el equipo; te escribirán enseguida."),
+        ]
+    )
+    settings = make_settings(staff_whatsapp_number="+34911000000", twilio_template_staff_alert_sid="HX" + "5" * 32)
+    async with start_app(agent=None, agent_provider=assistant_provider(model=model), settings=settings) as running:
+        first = inbound_form("SMh1", "quiero hablar con una persona")
+        assert (await post_signed(running.client, keys.twilio_token, "/webhook/whatsapp", first)).status_code == 200
+        await outbox_settled(db, within=10)
+        second = inbound_form("SMh2", "¿hola?")
+        assert (await post_signed(running.client, keys.twilio_token, "/webhook/whatsapp", second)).status_code == 200
+
+        async def held() -> bool:
+            row = await db.fetch_one("SELECT status FROM inbound_messages WHERE message_sid = 'SMh2'")
+            return row is not None and row["status"] == "paused"
+
+        await wait_until(held, within=10)
+    conversation = await db.fetch_one("SELECT paused, paused_by FROM conversations WHERE wa_id = :w", {"w": CUSTOMER})
+    assert conversation is not None and bool(conversation["paused"])
+    assert conversation["paused_by"] == "assistant:handoff"
+    by_recipient = {m["To"]: m for m in twilio.messages()}
+    staff = by_recipient["whatsapp:+34911000000"]
+    assert staff["ContentSid"] == "HX" + "5" * 32
+    assert json.loads(staff["ContentVariables"]) == {
+        "1": "+34600123456",
+        "2": "Ghanshyam Agrawal",
+        "3": "Queja por el tinte",
+    }
+    assert by_recipient[CUSTOMER]["Body"] == "Te paso con el equipo; te escribirán enseguida."
+    assert len(model.calls) == 2  # the held message never reached the model
