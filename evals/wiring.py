@@ -25,6 +25,7 @@ from store.appointments import AppointmentRepository, slot_starts
 from store.clients import ClientRepository
 from store.migrate import migrate
 from store.models import Appointment
+from tools.calendar import Calendar
 from tools.context import Context
 from tools.local_calendar import LocalCalendar
 from tools.whatsapp import RecordingSender
@@ -75,9 +76,14 @@ def sqlite_url(directory: Path) -> str:
 
 @asynccontextmanager
 async def wire_assistant(
-    db: Database, business: Business, clock: Clock, model: BaseChatModel, sender: RecordingSender | None = None
+    db: Database,
+    business: Business,
+    clock: Clock,
+    model: BaseChatModel,
+    sender: RecordingSender | None = None,
+    calendar: Calendar | None = None,
 ) -> AsyncIterator[Wired]:
-    """The real graph, tools, repositories, local calendar and checkpointer on `db`, around `model`."""
+    """The real graph, tools, repositories, checkpointer and calendar (local unless given) on `db`, around `model`."""
     appointments = AppointmentRepository(db)
     clients = ClientRepository(db)
     sender = sender or RecordingSender()
@@ -87,7 +93,7 @@ async def wire_assistant(
             wa_id="",
             business=business,
             clock=clock,
-            calendar=LocalCalendar(business, appointments, clock),
+            calendar=calendar or LocalCalendar(business, appointments, clock),
             clients=clients,
             appointments=appointments,
             sender=sender,

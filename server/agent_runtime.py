@@ -14,6 +14,9 @@ from agent.checkpointer import open_checkpointer
 from agent.graph import build_graph
 from agent.model import build_chat_model
 from agent.tracing import TurnTracer
+from core.business import Business
+from core.clock import Clock
+from core.settings import Settings
 from server.handoff import StaffAlertHandoff
 from server.services import AgentDeps, AgentProvider
 from store.appointments import AppointmentRepository
@@ -25,21 +28,24 @@ from tools.context import Context
 from tools.local_calendar import LocalCalendar
 
 
-async def _open_calendar(
-    deps: AgentDeps, appointments: AppointmentRepository, stack: AsyncExitStack, http: httpx.AsyncClient | None
+async def open_calendar(
+    settings: Settings,
+    business: Business,
+    clock: Clock,
+    appointments: AppointmentRepository,
+    stack: AsyncExitStack,
+    http: httpx.AsyncClient | None = None,
 ) -> Calendar:
-    settings = deps.settings
+    """The configured calendar: Calendly when CALENDLY_ACCESS_TOKEN is set (its client closed with `stack`), else
+    the local calendar from the business YAML."""
     if settings.calendly_access_token is None:
-        return LocalCalendar(deps.business, appointments, deps.clock)
+        return LocalCalendar(business, appointments, clock)
     client = CalendlyClient(
-        str(settings.calendly_api_base_url),
-        settings.calendly_access_token.get_secret_value(),
-        http=http,
-        clock=deps.clock,
+        str(settings.calendly_api_base_url), settings.calendly_access_token.get_secret_value(), http=http, clock=clock
     )
     stack.push_async_callback(client.aclose)
     user_uri = str(settings.calendly_user_uri) if settings.calendly_user_uri else (await client.current_user()).uri
-    return CalendlyCalendar(client, appointments, deps.business, deps.clock, user_uri)
+    return CalendlyCalendar(client, appointments, business, clock, user_uri)
 
 
 def assistant_provider(
@@ -52,7 +58,7 @@ def assistant_provider(
     async def provide(deps: AgentDeps) -> AsyncIterator[ConversationAgent]:
         appointments = AppointmentRepository(deps.db)
         async with AsyncExitStack() as stack:
-            calendar = await _open_calendar(deps, appointments, stack, calendly_http)
+            calendar = await open_calendar(deps.settings, deps.business, deps.clock, appointments, stack, calendly_http)
             saver = await stack.enter_async_context(open_checkpointer(deps.db, setup=True))
             graph = build_graph(model or build_chat_model(deps.settings), saver)
             base = Context(

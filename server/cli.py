@@ -188,18 +188,23 @@ def chat(
 
 async def _console_chat(settings: Settings, business: Business, wa_id: str, name: str | None) -> None:
     import sys
+    from contextlib import AsyncExitStack
 
     from agent.api import IncomingText
     from agent.model import build_chat_model
     from core.clock import SystemClock
     from evals.wiring import open_migrated_database, wire_assistant
+    from server.agent_runtime import open_calendar
+    from store.appointments import AppointmentRepository
 
     interactive = sys.stdin.isatty()
     model = build_chat_model(settings)
-    async with (
-        open_migrated_database(settings.database_url) as db,
-        wire_assistant(db, business, SystemClock(), model) as wired,
-    ):
+    clock = SystemClock()
+    async with AsyncExitStack() as stack:
+        db = await stack.enter_async_context(open_migrated_database(settings.database_url))
+        # The configured calendar (Calendly when its token is set), as the server would use it.
+        calendar = await open_calendar(settings, business, clock, AppointmentRepository(db), stack)
+        wired = await stack.enter_async_context(wire_assistant(db, business, clock, model, calendar=calendar))
         if interactive:
             typer.echo(f"{business.name}: you write as {wa_id}; /quit or Ctrl-D ends the chat.")
         while True:
