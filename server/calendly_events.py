@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from core.business import Business
 from core.clock import Clock
@@ -42,6 +43,75 @@ def service_name(business: Business, event_type: str | None, event_name: str | N
         if event_type and service.calendly_event_type == event_type:
             return service.name
     return event_name or "appointment"
+
+
+class BookedEvent(Protocol):
+    """What mirroring needs of a scheduled event: the webhook payload's and the API's shapes both have it."""
+
+    @property
+    def uri(self) -> str: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def start_time(self) -> datetime: ...
+    @property
+    def end_time(self) -> datetime: ...
+    @property
+    def event_type(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class Mirrored:
+    """A Calendly booking as stored locally; `previous` is the row as it was when a reschedule moved it."""
+
+    appointment: Appointment
+    previous: Appointment | None = None
+
+
+async def mirror_booking(
+    *,
+    appointments: AppointmentRepository,
+    clients: ClientRepository,
+    reminders: ReminderScheduler,
+    business: Business,
+    now: datetime,
+    event: BookedEvent,
+    invitee: InviteePayload | None,
+) -> Mirrored:
+    """Store a booking made on Calendly (webhook or sync) with its reminders.
+
+    A reschedule (the invitee names an old invitee whose appointment is still confirmed) moves that same row, so
+    its id, which the customer may quote, stays valid; otherwise a new appointment mirrors the event.
+    """
+    previous = None
+    if invitee is not None and invitee.old_invitee:
+        previous = await appointments.by_external_id(event_uri_of_invitee(invitee.old_invitee))
+    if invitee is not None and previous is not None and previous.status == "confirmed":
+        moved = await appointments.move(
+            previous.id,
+            start_at=event.start_time,
+            end_at=event.end_time,
+            now=now,
+            external_id=event.uri,
+            external_invitee=invitee.uri,
+        )
+        await reminders.schedule(moved)
+        return Mirrored(moved, previous)
+    client = await find_client(clients, invitee) if invitee is not None else None
+    created = await appointments.create(
+        client_id=client.id if client else None,
+        service=service_name(business, event.event_type, event.name),
+        start_at=event.start_time,
+        end_at=event.end_time,
+        source="calendly",
+        calendar="calendly",
+        now=now,
+        external_id=event.uri,
+        external_invitee=invitee.uri if invitee else None,
+        idempotency_key=mirror_key(invitee.uri) if invitee else None,
+    )
+    await reminders.schedule(created)
+    return Mirrored(created)
 
 
 def mirror_key(invitee_uri: str) -> str:
@@ -150,49 +220,34 @@ class CalendlyEventProcessor:
             if existing.source == "agent":
                 return Outcome("ignored", "booking made by the agent: recorded, not injected", existing.id)
             return Outcome("processed", "appointment already mirrored", existing.id)
-        now = self._clock.now()
-        previous = None
-        if invitee.old_invitee:
-            previous = await self._appointments.by_external_id(event_uri_of_invitee(invitee.old_invitee))
-        if previous is not None and previous.status == "confirmed":
-            # A reschedule: the same appointment row moves, so its id (which the customer may quote) stays valid.
-            moved = await self._appointments.move(
-                previous.id,
-                start_at=scheduled.start_time,
-                end_at=scheduled.end_time,
-                now=now,
-                external_id=scheduled.uri,
-                external_invitee=invitee.uri,
-            )
-            await self._reminders.schedule(moved)
+        mirrored = await mirror_booking(
+            appointments=self._appointments,
+            clients=self._clients,
+            reminders=self._reminders,
+            business=self._business,
+            now=self._clock.now(),
+            event=scheduled,
+            invitee=invitee,
+        )
+        appointment, previous = mirrored.appointment, mirrored.previous
+        if previous is not None:
             description = calendly_event_description(
                 "calendly_moved",
-                service=moved.service,
-                appointment_id=moved.id,
+                service=appointment.service,
+                appointment_id=appointment.id,
                 old_when=self._when(previous.start_at),
-                when=self._when(moved.start_at),
+                when=self._when(appointment.start_at),
             )
-            injected = await self._inject(moved, event, description, "confirmation")
-            return Outcome("processed", "appointment rescheduled", moved.id, injected)
-        client = await find_client(self._clients, invitee)
-        created = await self._appointments.create(
-            client_id=client.id if client else None,
-            service=service_name(self._business, scheduled.event_type, scheduled.name),
-            start_at=scheduled.start_time,
-            end_at=scheduled.end_time,
-            source="calendly",
-            calendar="calendly",
-            now=now,
-            external_id=scheduled.uri,
-            external_invitee=invitee.uri,
-            idempotency_key=mirror_key(invitee.uri),
-        )
-        await self._reminders.schedule(created)
+            injected = await self._inject(appointment, event, description, "confirmation")
+            return Outcome("processed", "appointment rescheduled", appointment.id, injected)
         description = calendly_event_description(
-            "calendly_booked", service=created.service, appointment_id=created.id, when=self._when(created.start_at)
+            "calendly_booked",
+            service=appointment.service,
+            appointment_id=appointment.id,
+            when=self._when(appointment.start_at),
         )
-        injected = await self._inject(created, event, description, "confirmation")
-        return Outcome("processed", "appointment booked on Calendly", created.id, injected)
+        injected = await self._inject(appointment, event, description, "confirmation")
+        return Outcome("processed", "appointment booked on Calendly", appointment.id, injected)
 
     async def _canceled(self, invitee: InviteePayload, event: CalendarEvent) -> Outcome:
         appointment = await self._appointments.by_external_id(invitee.scheduled_event.uri)

@@ -17,8 +17,8 @@ from typing import Literal
 from core.business import Business
 from core.clock import Clock
 from core.settings import Settings
-from server.calendly_events import find_client, mirror_key, service_name
-from server.calendly_models import InviteePayload, event_uri_of_invitee
+from server.calendly_events import mirror_booking
+from server.calendly_models import InviteePayload
 from server.reminders import ReminderScheduler
 from store.appointments import AppointmentRepository
 from store.clients import ClientRepository
@@ -150,36 +150,20 @@ class CalendlySyncer:
         return "moved"
 
     async def _mirror(self, event: ScheduledEvent, invitee: InviteePayload | None) -> Change:
-        now = self._clock.now()
-        previous = None
-        if invitee is not None and invitee.old_invitee:
-            previous = await self._appointments.by_external_id(event_uri_of_invitee(invitee.old_invitee))
-        if invitee is not None and previous is not None and previous.status == "confirmed":
-            # Rescheduled on Calendly: as on the webhook path the same row moves, so its id (which the customer may
-            # quote) stays valid.
-            moved = await self._appointments.move(
-                previous.id,
-                start_at=event.start_time,
-                end_at=event.end_time,
-                now=now,
-                external_id=event.uri,
-                external_invitee=invitee.uri,
-            )
-            await self._reminders.schedule(moved)
-            return "moved"
-        client = await find_client(self._clients, invitee) if invitee is not None else None
-        created = await self._appointments.create(
-            client_id=client.id if client else None,
-            service=service_name(self._business, event.event_type, event.name),
-            start_at=event.start_time,
-            end_at=event.end_time,
-            source="calendly",
-            calendar="calendly",
-            now=now,
-            external_id=event.uri,
-            external_invitee=invitee.uri if invitee else None,
-            idempotency_key=mirror_key(invitee.uri) if invitee else None,
+        # The same mirroring as the webhook path, without telling the conversation: a sync is a silent catch-up.
+        mirrored = await mirror_booking(
+            appointments=self._appointments,
+            clients=self._clients,
+            reminders=self._reminders,
+            business=self._business,
+            now=self._clock.now(),
+            event=event,
+            invitee=invitee,
         )
-        await self._reminders.schedule(created)
-        logger.info("calendly sync: mirrored", extra={"appointment": created.id, "client": created.client_id})
+        if mirrored.previous is not None:
+            return "moved"
+        logger.info(
+            "calendly sync: mirrored",
+            extra={"appointment": mirrored.appointment.id, "client": mirrored.appointment.client_id},
+        )
         return "created"
