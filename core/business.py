@@ -89,6 +89,11 @@ class Business(_Strict):
     name: str = Field(min_length=1)
     address: str = ""
     phone: str = ""
+    phone_country_code: str | None = Field(
+        default=None,
+        pattern=r"^[1-9][0-9]{0,2}$",
+        description="country calling code without '+' (e.g. '34'): how customers' national numbers are read",
+    )
     timezone: str = "Europe/Madrid"
     language: str = "es"
     currency: str = "EUR"
@@ -108,6 +113,14 @@ class Business(_Strict):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown timezone {value!r}") from exc
         return value
+
+    @field_validator("phone_country_code", mode="before")
+    @classmethod
+    def _code_as_text(cls, value: object) -> object:
+        # YAML reads an unquoted `34` as a number; it is the same code. A leading "+" is tolerated too.
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return value.removeprefix("+") if isinstance(value, str) else value
 
     @field_validator("opening_hours", mode="before")
     @classmethod

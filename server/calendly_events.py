@@ -28,9 +28,14 @@ from store.system_events import SystemEventRepository
 logger = logging.getLogger(__name__)
 
 
-async def find_client(clients: ClientRepository, invitee: InviteePayload) -> Client | None:
-    """The customer behind a Calendly invitee: by the SMS reminder number, then phone answers, then e-mail."""
-    for phone in invitee.phone_candidates():
+async def find_client(
+    clients: ClientRepository, invitee: InviteePayload, *, country_code: str | None = None
+) -> Client | None:
+    """The customer behind a Calendly invitee: by the SMS reminder number, then phone answers, then e-mail.
+
+    `country_code` (the business's) turns national numbers such as "600 123 456" into +34600123456.
+    """
+    for phone in invitee.phone_candidates(country_code):
         client = await clients.find_by_contact(phone=phone)
         if client is not None:
             return client
@@ -97,7 +102,9 @@ async def mirror_booking(
         )
         await reminders.schedule(moved)
         return Mirrored(moved, previous)
-    client = await find_client(clients, invitee) if invitee is not None else None
+    client = (
+        await find_client(clients, invitee, country_code=business.phone_country_code) if invitee is not None else None
+    )
     created = await appointments.create(
         client_id=client.id if client else None,
         service=service_name(business, event.event_type, event.name),

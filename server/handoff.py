@@ -6,7 +6,7 @@ import logging
 
 from core.business import Business
 from core.clock import Clock
-from server.outbox import Outbox
+from server.outbox import Outbox, current_turn
 from server.wording import staff_handoff_alert
 from store.clients import ClientRepository
 from store.conversations import ConversationRepository
@@ -53,4 +53,9 @@ class StaffAlertHandoff:
         alert = staff_handoff_alert(wa_id=wa_id, customer_name=name, reason=reason, business=self._business)
         # Staff rarely write to the business number, so outside their 24-hour window the staff-alert template goes.
         variables = {"1": wa_id.removeprefix("whatsapp:"), "2": name or "", "3": reason}
-        await self._outbox.enqueue(self._staff, alert, kind="staff", template_variables=variables)
+        # Keyed on the turn like every message the agent sends: a turn re-run after a crash alerts staff once.
+        scope = current_turn()
+        dedupe_key = scope.next_dedupe_key() if scope is not None and scope.wa_id == wa_id else None
+        await self._outbox.enqueue(
+            self._staff, alert, kind="staff", template_variables=variables, dedupe_key=dedupe_key
+        )

@@ -63,7 +63,7 @@ class InboundIntake:
         wa_id = message.address_of_sender
         existing = await self._inbound.get_by_sid(message.message_sid)
         if existing is not None:
-            # Re-recording the window is idempotent and heals a first attempt that died right after storing.
+            # Idempotent; heals rows stored before the message and its window were written in one transaction.
             await self._conversations.record_inbound(existing.wa_id, at=existing.received_at)
             return IntakeResult("duplicate", existing.id)
         now = self._clock.now()
@@ -73,7 +73,8 @@ class InboundIntake:
             status = "paused"
         elif await self._inbound.count_since(wa_id, now - self._window) >= self._limit:
             status = "rate_limited"
-        stored = await self._inbound.store(
+        # Stored and its 24-hour window opened in one transaction: a crash in between would lose the window.
+        stored = await self._inbound.receive(
             message_sid=message.message_sid,
             wa_id=wa_id,
             body=message.text_for_agent(),
@@ -86,7 +87,6 @@ class InboundIntake:
         )
         if stored is None:  # the same MessageSid stored concurrently by another request
             return IntakeResult("duplicate", None)
-        await self._conversations.record_inbound(wa_id, at=now)
         self._metrics.inbound_messages.labels(status).inc()
         if status == "rate_limited":
             await self._notify_rate_limited(wa_id, stored.id)

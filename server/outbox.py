@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 from core.clock import Clock
 from server.splitting import split_message
 from store.outbox import OutboxRepository
 from tools.whatsapp import OutboundKind
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -23,6 +28,18 @@ class TurnScope:
     # 24-hour window that kind may still go out as an approved template, a plain 'system' message may not.
     kind_hint: OutboundKind | None = None
     template_variables: Mapping[str, str] | None = None
+    # Which turn this is: ('system', event id) or ('customer', first inbound message id of the folded turn). A turn
+    # interrupted (crash, lost lease, agent failure) is run again from the start; numbering what it sends makes the
+    # n-th message of the re-run a duplicate of the n-th message already queued, so the customer gets it once.
+    turn: tuple[Literal["customer", "system"], int] | None = None
+    _sent: Iterator[int] = field(default_factory=itertools.count, repr=False, compare=False)
+
+    def next_dedupe_key(self) -> str | None:
+        """The dedupe key of the next message sent during this turn (None outside an identified turn)."""
+        if self.turn is None:
+            return None
+        kind, turn_id = self.turn
+        return f"turn:{kind}:{turn_id}:{next(self._sent)}"
 
 
 # A context variable (not an argument) because the agent calls `MessageSender.send` without knowing about turns;
@@ -63,7 +80,10 @@ class Outbox:
         template_variables: Mapping[str, str] | None = None,
         dedupe_key: str | None = None,
     ) -> list[int]:
-        """Queue `body` (several rows if longer than 1600 characters); returns the outbox ids written."""
+        """Queue `body` (several rows if longer than 1600 characters); returns the outbox ids written.
+
+        With `dedupe_key`, a message already queued under that key is not queued again (returns no ids).
+        """
         parts = split_message(body)
         if not parts:
             return []
@@ -76,6 +96,10 @@ class Outbox:
             template_variables=template_variables,
             dedupe_key=dedupe_key,
         )
+        if not ids:
+            # The unique dedupe key hit: a re-run of the same turn (or retried work) queuing it again.
+            logger.info("message already queued", extra={"wa_id": wa_id, "dedupe_key": dedupe_key})
+            return ids
         self.notify()
         return ids
 
@@ -96,10 +120,16 @@ class OutboxSender:
         scope = current_turn()
         inbound_id: int | None = None
         variables: Mapping[str, str] | None = None
+        dedupe_key: str | None = None
+        if scope is not None:
+            # Numbered for every send of the turn (to the staff number too), so the numbering is stable on a re-run.
+            dedupe_key = scope.next_dedupe_key()
         if scope is not None and scope.wa_id == wa_id:
             inbound_id = scope.inbound_message_id
             if scope.kind_hint is not None and kind in ("reply", "system"):
                 kind = scope.kind_hint
             if kind == scope.kind_hint:
                 variables = scope.template_variables
-        await self._outbox.enqueue(wa_id, body, kind=kind, inbound_message_id=inbound_id, template_variables=variables)
+        await self._outbox.enqueue(
+            wa_id, body, kind=kind, inbound_message_id=inbound_id, template_variables=variables, dedupe_key=dedupe_key
+        )

@@ -1,4 +1,9 @@
-"""Reachability probes for each backend, shared by `asistente check` and the health endpoints."""
+"""Reachability probes for each backend, shared by `asistente check` and the health endpoints.
+
+Each result carries two texts. `detail` is for the operator at the console (`asistente check`): the failing URL,
+the driver's message. `summary` is all the unauthenticated health endpoints show: the dialect, "HTTP 401" or an
+exception's class name, never a URL (Twilio's holds the Account SID), host, user or driver text.
+"""
 
 from __future__ import annotations
 
@@ -20,13 +25,19 @@ class ProbeResult:
     ok: bool
     detail: str
     latency_ms: float | None = None
+    summary: str | None = None  # the public form of `detail`; None when `detail` holds nothing private
+
+    @property
+    def public_detail(self) -> str:
+        """What a health endpoint may show anyone: `summary`, or `detail` when that is already safe."""
+        return self.detail if self.summary is None else self.summary
 
     def as_dict(self) -> dict[str, object]:
-        """JSON-ready form for health endpoints."""
+        """JSON-ready form for the (unauthenticated) health endpoints: the safe summary only."""
         return {
             "configured": self.configured,
             "ok": self.ok,
-            "detail": self.detail,
+            "detail": self.public_detail,
             "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 1),
         }
 
@@ -37,7 +48,9 @@ async def probe_database(db: Database) -> ProbeResult:
     try:
         await db.ping()
     except Exception as exc:  # noqa: BLE001 - any failure means "unreachable", reported with its text
-        return ProbeResult("database", True, False, f"{db.dialect}: {type(exc).__name__}: {exc}")
+        # The driver's text names the host, port and user: console only.
+        summary = f"{db.dialect}: {type(exc).__name__}"
+        return ProbeResult("database", True, False, f"{summary}: {exc}", summary=summary)
     return ProbeResult("database", True, True, str(db.dialect), (time.perf_counter() - started) * 1000)
 
 
@@ -48,10 +61,12 @@ async def _probe_http(
     try:
         response = await client.get(url, headers=headers, auth=auth)
     except httpx.HTTPError as exc:
-        return ProbeResult(name, True, False, f"{type(exc).__name__}: {exc}")
+        # httpx's messages may quote the URL, which for Twilio holds the Account SID: console only.
+        return ProbeResult(name, True, False, f"{type(exc).__name__}: {exc}", summary=type(exc).__name__)
     latency = (time.perf_counter() - started) * 1000
     if response.status_code >= 400:
-        return ProbeResult(name, True, False, f"HTTP {response.status_code} from {url}", latency)
+        status = f"HTTP {response.status_code}"
+        return ProbeResult(name, True, False, f"{status} from {url}", latency, summary=status)
     return ProbeResult(name, True, True, f"HTTP {response.status_code}", latency)
 
 

@@ -202,6 +202,7 @@ def _assemble(
             owner=owner,
             debounce_seconds=options.debounce_seconds,
             lease_seconds=options.lease_seconds,
+            language=business.language,
         )
     delivery = Delivery(
         outbox=outbox_messages,

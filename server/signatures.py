@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 from datetime import datetime
 
 from twilio.request_validator import RequestValidator, get_signature_algorithm
+
+# ASCII only: `str.isdigit()` also accepts characters such as "²" that `int()` then refuses, and a non-hex `v1`
+# can never match a hex digest (compared as bytes, so non-ASCII text cannot make `compare_digest` raise).
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+_HEX = re.compile(r"[0-9a-fA-F]{1,128}")
 
 
 def public_url(base_url: str, path: str, query: str = "") -> str:
@@ -49,18 +55,19 @@ def verify_calendly_signature(
     if not header:
         raise CalendlySignatureError("missing Calendly-Webhook-Signature header")
     timestamp: int | None = None
-    candidates: list[str] = []
+    candidates: list[bytes] = []
     for part in header.split(","):
         name, _, value = part.strip().partition("=")
-        if name == "t" and value.isdigit():
+        value = value.strip()
+        if name == "t" and _TIMESTAMP.fullmatch(value):
             timestamp = int(value)
-        elif name == "v1" and value:
-            candidates.append(value.strip())
+        elif name == "v1" and _HEX.fullmatch(value):
+            candidates.append(value.lower().encode("ascii"))
     if timestamp is None or not candidates:
         raise CalendlySignatureError("malformed Calendly-Webhook-Signature header")
     # An old (or far-future) timestamp means a replayed delivery, even with a correct HMAC.
     if abs(now.timestamp() - timestamp) > tolerance_seconds:
         raise CalendlySignatureError("stale Calendly-Webhook-Signature timestamp")
-    expected = calendly_signature(signing_key, timestamp, body)
+    expected = calendly_signature(signing_key, timestamp, body).encode("ascii")
     if not any(hmac.compare_digest(expected, candidate) for candidate in candidates):
         raise CalendlySignatureError("Calendly-Webhook-Signature does not match")

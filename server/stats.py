@@ -69,7 +69,9 @@ class StatsService:
         )
         writers = {m.wa_id for m in received}
         booked_writers = {b["wa_id"] for b in bookings if b["wa_id"] in writers}
-        failed_replies = [m for m in sent if m.status in ("failed", "undeliverable")]
+        # 'undeliverable' is our own decision (WhatsApp's 24-hour rule, no template): Twilio never saw those rows.
+        failed_replies = [m for m in sent if m.status == "failed"]
+        held_back = sum(1 for m in sent if m.status == "undeliverable")
         system_failed = await self._db.fetch_value(
             "SELECT COUNT(*) AS n FROM system_events WHERE status = 'failed' AND created_at >= :since",
             {"since": since},
@@ -104,6 +106,7 @@ class StatsService:
             "errors": {
                 "twilio": len(failed_replies),
                 "twilio_by_code": dict(Counter(m.error_code or "none" for m in failed_replies)),
+                "undeliverable": held_back,
                 "agent": sum(1 for m in received if m.status == "failed") + int(system_failed or 0),
                 "calendly": await self._calendar_events.count_failed_since(since),
             },

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MAX_MEDIA = 10  # WhatsApp/Twilio limit per message
+
+
+def without_nul(form: Mapping[str, Any]) -> dict[str, Any]:
+    """The form with NUL characters removed from every name and value.
+
+    Twilio relays whatever the sender typed, and a signed "%00" is genuine; but PostgreSQL text and jsonb cannot
+    hold NUL (psycopg raises DataError), and no reader of a message needs one. Signatures are checked on the
+    untouched form first; this is for what is parsed and stored afterwards.
+    """
+    return {_no_nul(name): _no_nul(value) for name, value in form.items()}
+
+
+def _no_nul(value: Any) -> Any:
+    return value.replace("\x00", "") if isinstance(value, str) else value
 
 
 class MediaItem(BaseModel):
@@ -45,6 +60,7 @@ class TwilioInbound(BaseModel):
         # Media arrive as numbered fields; gather the ones present, however many NumMedia announces.
         if not isinstance(data, dict):
             return data
+        data = without_nul(data)  # first, so that the media gathered below are clean too
         media = []
         for index in range(MAX_MEDIA):
             url = data.get(f"MediaUrl{index}")
@@ -102,8 +118,11 @@ class TwilioStatusCallback(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _legacy_status(cls, data: Any) -> Any:
-        # Older callbacks carry only SmsStatus.
-        if isinstance(data, dict) and "MessageStatus" not in data and "SmsStatus" in data:
+        # Older callbacks carry only SmsStatus. NULs go too: ErrorMessage is stored in a text column.
+        if not isinstance(data, dict):
+            return data
+        data = without_nul(data)
+        if "MessageStatus" not in data and "SmsStatus" in data:
             return {**data, "MessageStatus": data["SmsStatus"]}
         return data
 

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from store.database import Database
+from store.database import Connection, Database
 
 _COLUMNS = "wa_id, paused, paused_by, paused_at, last_inbound_at, rate_notice_at, lease_owner, lease_until, updated_at"
 
@@ -25,6 +25,36 @@ class Conversation(BaseModel):
     lease_owner: str | None = None
     lease_until: datetime | None = None
     updated_at: datetime
+
+
+class LeaseLost(Exception):
+    """The worker no longer holds the conversation's lease: another worker may be running it, so stop."""
+
+
+async def fence_lease(conn: Connection, wa_id: str, *, owner: str, now: datetime) -> None:
+    """Inside a caller's transaction, check that `owner` still holds the lease on `wa_id`; raise LeaseLost if not.
+
+    The UPDATE (not a SELECT) takes the row lock on PostgreSQL, so an `acquire_lease` by another worker waits for
+    this transaction and then sees the outcome: a turn's result is either recorded under its lease or not at all.
+    """
+    changed = await conn.execute(
+        "UPDATE conversations SET updated_at = :now WHERE wa_id = :wa_id AND lease_owner = :owner",
+        {"wa_id": wa_id, "owner": owner, "now": now},
+    )
+    if changed != 1:
+        raise LeaseLost(wa_id)
+
+
+async def record_inbound_in(conn: Connection, wa_id: str, *, at: datetime) -> None:
+    """`ConversationRepository.record_inbound` inside a caller's transaction (e.g. with storing the message)."""
+    await conn.execute(
+        "INSERT INTO conversations (wa_id, last_inbound_at, updated_at) VALUES (:wa_id, :at, :at) "
+        "ON CONFLICT (wa_id) DO UPDATE SET last_inbound_at = excluded.last_inbound_at, "
+        "updated_at = excluded.updated_at "
+        "WHERE conversations.last_inbound_at IS NULL "
+        "OR conversations.last_inbound_at < excluded.last_inbound_at",
+        {"wa_id": wa_id, "at": at},
+    )
 
 
 class ConversationRepository:
@@ -49,36 +79,66 @@ class ConversationRepository:
 
     async def record_inbound(self, wa_id: str, *, at: datetime) -> Conversation:
         """Note that the customer wrote at `at` (opens WhatsApp's 24-hour window); never moves it backwards."""
-        params = {"wa_id": wa_id, "at": at}
         async with self._db.transaction() as conn:
-            await conn.execute(
-                "INSERT INTO conversations (wa_id, last_inbound_at, updated_at) VALUES (:wa_id, :at, :at) "
-                "ON CONFLICT (wa_id) DO UPDATE SET last_inbound_at = excluded.last_inbound_at, "
-                "updated_at = excluded.updated_at "
-                "WHERE conversations.last_inbound_at IS NULL "
-                "OR conversations.last_inbound_at < excluded.last_inbound_at",
-                params,
-            )
-            row = await conn.fetch_one(f"SELECT {_COLUMNS} FROM conversations WHERE wa_id = :wa_id", params)
+            await record_inbound_in(conn, wa_id, at=at)
+            row = await conn.fetch_one(f"SELECT {_COLUMNS} FROM conversations WHERE wa_id = :wa_id", {"wa_id": wa_id})
         assert row is not None
         return Conversation.model_validate(row)
 
     async def set_paused(self, wa_id: str, *, paused: bool, by: str | None, now: datetime) -> Conversation:
-        """Pause (staff takeover) or resume the bot for one customer."""
+        """Pause (staff takeover) or resume the bot for one customer.
+
+        Resuming also hands back the system events (calendar changes) held during the takeover: staff did not deal
+        with those, and the customer must still hear about them. Customer messages held meanwhile stay 'paused':
+        staff answered them, and the bot replying to them afterwards would talk over staff.
+        """
         params = {"wa_id": wa_id, "paused": paused, "by": by if paused else None, "now": now}
         async with self._db.transaction() as conn:
             await conn.execute(
                 "INSERT INTO conversations (wa_id, updated_at) VALUES (:wa_id, :now) ON CONFLICT (wa_id) DO NOTHING",
                 params,
             )
+            # First statement on the row: it locks it, so `hold_for_staff` (which checks `paused` under the same
+            # lock) either finishes before this and its held events are released below, or sees the resume.
             await conn.execute(
                 "UPDATE conversations SET paused = :paused, paused_by = :by, "
                 "paused_at = CASE WHEN :paused THEN :now ELSE NULL END, updated_at = :now WHERE wa_id = :wa_id",
                 params,
             )
+            if not paused:
+                await conn.execute(
+                    "UPDATE system_events SET status = 'pending', processed_at = NULL, next_attempt_at = NULL "
+                    "WHERE wa_id = :wa_id AND status = 'paused'",
+                    params,
+                )
             row = await conn.fetch_one(f"SELECT {_COLUMNS} FROM conversations WHERE wa_id = :wa_id", params)
         assert row is not None
         return Conversation.model_validate(row)
+
+    async def hold_for_staff(self, wa_id: str, *, now: datetime) -> int | None:
+        """Mark a paused conversation's open messages and events 'paused'; None when it is no longer paused.
+
+        The pause is re-checked with a row-locking UPDATE in the same transaction, so a concurrent resume cannot
+        slip in between the check and the marking (which would leave events paused after the resume).
+        """
+        params = {"wa_id": wa_id, "now": now}
+        async with self._db.transaction() as conn:
+            still_paused = await conn.execute(
+                "UPDATE conversations SET updated_at = :now WHERE wa_id = :wa_id AND paused", params
+            )
+            if still_paused != 1:
+                return None
+            held = await conn.execute(
+                "UPDATE inbound_messages SET status = 'paused', processed_at = :now "
+                "WHERE wa_id = :wa_id AND status IN ('pending', 'processing')",
+                params,
+            )
+            held += await conn.execute(
+                "UPDATE system_events SET status = 'paused', processed_at = :now "
+                "WHERE wa_id = :wa_id AND status IN ('pending', 'processing')",
+                params,
+            )
+        return held
 
     async def claim_rate_notice(self, wa_id: str, *, now: datetime, not_since: datetime) -> bool:
         """Whether this caller may send the rate-limit notice: true once, until `not_since` passes the last one."""
@@ -127,17 +187,18 @@ class ConversationRepository:
         )
 
     async def with_work(self, *, now: datetime, limit: int = 100) -> list[str]:
-        """Conversations with messages or system events to run and no live lease held on them.
+        """Conversations with messages or system events due to run and no live lease held on them.
 
         'processing' rows count too: under an expired (or no) lease they were left by a worker that died mid-turn.
+        Rows waiting out a retry backoff (`next_attempt_at` in the future) do not count until it passes.
         """
         rows = await self._db.fetch_all(
             "SELECT w.wa_id FROM ("
             "  SELECT wa_id, MIN(id) AS first_id FROM inbound_messages WHERE status IN ('pending', 'processing') "
-            "  GROUP BY wa_id "
+            "  AND (next_attempt_at IS NULL OR next_attempt_at <= :now) GROUP BY wa_id "
             "  UNION ALL "
             "  SELECT wa_id, MIN(id) AS first_id FROM system_events WHERE status IN ('pending', 'processing') "
-            "  GROUP BY wa_id"
+            "  AND (next_attempt_at IS NULL OR next_attempt_at <= :now) GROUP BY wa_id"
             ") w LEFT JOIN conversations c ON c.wa_id = w.wa_id "
             "WHERE c.lease_owner IS NULL OR c.lease_until IS NULL OR c.lease_until < :now "
             "GROUP BY w.wa_id ORDER BY MIN(w.first_id) LIMIT :limit",

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from store.database import Database, Params
+from store.conversations import fence_lease, record_inbound_in
+from store.database import Connection, Database, Params
 from store.models import InboundMessage
 from store.outbox import insert_outbox
 
@@ -35,24 +36,54 @@ class InboundRepository:
         status: str = "pending",
     ) -> InboundMessage | None:
         """Store a message; None when this MessageSid was already stored (a Twilio retry)."""
-        row = await self._db.fetch_one(
-            "INSERT INTO inbound_messages "
-            "(message_sid, wa_id, profile_name, body, button_payload, media, raw, status, received_at) "
-            "VALUES (:sid, :wa_id, :profile_name, :body, :button_payload, :media, :raw, :status, :received_at) "
-            f"ON CONFLICT (message_sid) DO NOTHING RETURNING {_COLUMNS}",
-            {
-                "sid": message_sid,
-                "wa_id": wa_id,
-                "profile_name": profile_name,
-                "body": body,
-                "button_payload": button_payload,
-                "media": media or [],
-                "raw": raw or {},
-                "status": status,
-                "received_at": received_at,
-            },
-        )
-        return InboundMessage.model_validate(row) if row else None
+        async with self._db.transaction() as conn:
+            return await _insert(
+                conn,
+                message_sid=message_sid,
+                wa_id=wa_id,
+                body=body,
+                received_at=received_at,
+                profile_name=profile_name,
+                button_payload=button_payload,
+                media=media,
+                raw=raw,
+                status=status,
+            )
+
+    async def receive(
+        self,
+        *,
+        message_sid: str,
+        wa_id: str,
+        body: str,
+        received_at: datetime,
+        profile_name: str | None = None,
+        button_payload: str | None = None,
+        media: list[dict[str, Any]] | None = None,
+        raw: dict[str, Any] | None = None,
+        status: str = "pending",
+    ) -> InboundMessage | None:
+        """Store a message and open the sender's 24-hour window in one transaction; None for a Twilio retry.
+
+        Together, so a crash can never leave a stored message whose window was not recorded (the outbox would then
+        refuse to answer it as free text).
+        """
+        async with self._db.transaction() as conn:
+            stored = await _insert(
+                conn,
+                message_sid=message_sid,
+                wa_id=wa_id,
+                body=body,
+                received_at=received_at,
+                profile_name=profile_name,
+                button_payload=button_payload,
+                media=media,
+                raw=raw,
+                status=status,
+            )
+            if stored is not None:
+                await record_inbound_in(conn, wa_id, at=received_at)
+        return stored
 
     async def get_by_sid(self, message_sid: str) -> InboundMessage | None:
         """The stored message with this MessageSid."""
@@ -77,15 +108,24 @@ class InboundRepository:
         )
         return [InboundMessage.model_validate(r) for r in reversed(rows)]
 
-    async def open_for_conversation(self, wa_id: str) -> list[InboundMessage]:
+    async def open_for_conversation(self, wa_id: str, *, due_at: datetime | None = None) -> list[InboundMessage]:
         """Messages of one sender still to answer ('pending', or 'processing' left by a dead worker), oldest first.
 
+        With `due_at`, none unless at least one is due then: messages waiting out a retry backoff are not retried
+        early on their own, but a new message brings them into its turn (the customer is waiting anyway).
         Only call this while holding the conversation's lease: then no live worker owns a 'processing' row.
         """
+        due = ""
+        if due_at is not None:
+            due = (
+                "AND EXISTS (SELECT 1 FROM inbound_messages d WHERE d.wa_id = :wa_id "
+                "AND d.status IN ('pending', 'processing') "
+                "AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= :due)) "
+            )
         rows = await self._db.fetch_all(
             f"SELECT {_COLUMNS} FROM inbound_messages WHERE wa_id = :wa_id AND status IN ('pending', 'processing') "
-            "ORDER BY id",
-            {"wa_id": wa_id},
+            f"{due}ORDER BY id",
+            {"wa_id": wa_id, "due": due_at} if due_at is not None else {"wa_id": wa_id},
         )
         return [InboundMessage.model_validate(r) for r in rows]
 
@@ -102,25 +142,28 @@ class InboundRepository:
             {**params, "status": status, "error": error, "now": now},
         )
 
-    async def mark_open(self, wa_id: str, status: str, *, now: datetime) -> int:
-        """Move every open message of a sender to `status` (e.g. 'paused' when staff took over)."""
-        return await self._db.execute(
-            "UPDATE inbound_messages SET status = :status, processed_at = :now "
-            "WHERE wa_id = :wa_id AND status IN ('pending', 'processing')",
-            {"wa_id": wa_id, "status": status, "now": now},
-        )
-
     async def answer(
-        self, ids: Sequence[int], *, wa_id: str, replies: Sequence[Sequence[str]], reply_to: int, now: datetime
+        self,
+        ids: Sequence[int],
+        *,
+        wa_id: str,
+        replies: Sequence[Sequence[str]],
+        reply_to: int,
+        now: datetime,
+        owner: str | None = None,
     ) -> list[int]:
         """Queue a turn's replies and mark its messages processed in one transaction; returns the outbox ids.
 
         Either both happen or neither: a worker dying before the commit leaves the messages to be answered again,
-        never answered twice (the dedupe key also stops a second commit for the same turn).
+        never answered twice (the dedupe key also stops a second commit for the same turn). With `owner`, the
+        conversation's lease must still be that worker's, else nothing is written and `LeaseLost` is raised: a
+        worker that lost its lease mid-turn must not answer over the one that took the conversation.
         """
         placeholders, params = id_list(ids)
         outbox_ids: list[int] = []
         async with self._db.transaction() as conn:
+            if owner is not None:
+                await fence_lease(conn, wa_id, owner=owner, now=now)
             for index, parts in enumerate(replies):
                 outbox_ids += await insert_outbox(
                     conn,
@@ -138,12 +181,115 @@ class InboundRepository:
             )
         return outbox_ids
 
+    async def retry_or_fail(
+        self,
+        ids: Sequence[int],
+        *,
+        wa_id: str,
+        now: datetime,
+        error: str,
+        backoff: Sequence[timedelta],
+        max_attempts: int,
+        apology: Sequence[str],
+        reply_to: int,
+        owner: str | None = None,
+    ) -> list[int]:
+        """A turn over `ids` failed (e.g. the model provider is down): count the attempt and decide what comes next.
+
+        Each message goes back to 'pending', due again after the backoff for its attempt count, until it has been in
+        `max_attempts` failed turns; then it is 'failed' and `apology` (split parts; may be empty) is queued once for
+        the turn, in the same transaction, so the customer is not left without any answer. Returns the ids failed for
+        good. With `owner`, nothing is written unless the lease is still that worker's (`LeaseLost`).
+        """
+        if not ids:
+            return []
+        placeholders, params = id_list(ids)
+        failed: list[int] = []
+        async with self._db.transaction() as conn:
+            if owner is not None:
+                await fence_lease(conn, wa_id, owner=owner, now=now)
+            rows = await conn.fetch_all(
+                f"SELECT id, attempts FROM inbound_messages WHERE id IN ({placeholders}) "
+                "AND status IN ('pending', 'processing')",
+                params,
+            )
+            for row in rows:
+                attempts = int(row["attempts"]) + 1
+                if attempts >= max_attempts or not backoff:
+                    failed.append(int(row["id"]))
+                    await _set_retry_state(conn, int(row["id"]), "failed", attempts, None, error, now)
+                else:
+                    delay = backoff[min(attempts, len(backoff)) - 1]
+                    await _set_retry_state(conn, int(row["id"]), "pending", attempts, now + delay, error, now)
+            if failed and apology:
+                await insert_outbox(
+                    conn,
+                    wa_id=wa_id,
+                    parts=apology,
+                    kind="system",
+                    now=now,
+                    inbound_message_id=reply_to,
+                    dedupe_key=f"turn:customer:{reply_to}:unavailable",
+                )
+        return failed
+
     async def received_since(self, since: datetime) -> list[InboundMessage]:
         """Every message received since a moment, oldest first (for statistics)."""
         rows = await self._db.fetch_all(
             f"SELECT {_COLUMNS} FROM inbound_messages WHERE received_at >= :since ORDER BY id", {"since": since}
         )
         return [InboundMessage.model_validate(r) for r in rows]
+
+
+async def _insert(
+    conn: Connection,
+    *,
+    message_sid: str,
+    wa_id: str,
+    body: str,
+    received_at: datetime,
+    profile_name: str | None,
+    button_payload: str | None,
+    media: list[dict[str, Any]] | None,
+    raw: dict[str, Any] | None,
+    status: str,
+) -> InboundMessage | None:
+    row = await conn.fetch_one(
+        "INSERT INTO inbound_messages "
+        "(message_sid, wa_id, profile_name, body, button_payload, media, raw, status, received_at) "
+        "VALUES (:sid, :wa_id, :profile_name, :body, :button_payload, :media, :raw, :status, :received_at) "
+        f"ON CONFLICT (message_sid) DO NOTHING RETURNING {_COLUMNS}",
+        {
+            "sid": message_sid,
+            "wa_id": wa_id,
+            "profile_name": profile_name,
+            "body": body,
+            "button_payload": button_payload,
+            "media": media or [],
+            "raw": raw or {},
+            "status": status,
+            "received_at": received_at,
+        },
+    )
+    return InboundMessage.model_validate(row) if row else None
+
+
+async def _set_retry_state(
+    conn: Connection, message_id: int, status: str, attempts: int, next_at: datetime | None, error: str, now: datetime
+) -> None:
+    await conn.execute(
+        "UPDATE inbound_messages SET status = :status, attempts = :attempts, next_attempt_at = :next, "
+        "error = :error, processed_at = :processed WHERE id = :id",
+        {
+            "id": message_id,
+            "status": status,
+            "attempts": attempts,
+            "next": next_at,
+            "error": error,
+            # Only a final outcome is 'processed'; a message due for another try is still open.
+            "processed": now if status == "failed" else None,
+        },
+    )
 
 
 def id_list(ids: Sequence[int], prefix: str = "id") -> tuple[str, Params]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -16,6 +16,10 @@ _COLUMNS = (
 
 # Twilio's status callbacks can arrive out of order; a status never moves back down this ladder.
 _STATUS_RANK = {"pending": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "failed": 5, "undeliverable": 5}
+
+# A callback whose SID no row ever records (e.g. the worker died between Twilio's answer and `mark_sent`) is kept
+# this long, then pruned: Twilio reports a message's statuses within minutes, a day is generous.
+EARLY_STATUS_RETENTION = timedelta(days=1)
 
 
 class OutboxMessage(BaseModel):
@@ -154,15 +158,73 @@ class OutboxRepository:
         )
         return changed == 1
 
-    async def mark_sent(
-        self, outbox_id: int, *, twilio_sid: str, now: datetime, template_sid: str | None = None
-    ) -> None:
-        """Twilio accepted the message (one more attempt recorded)."""
-        await self._db.execute(
-            "UPDATE outbox SET status = 'sent', twilio_sid = :sid, template_sid = :template, attempts = attempts + 1, "
-            "sent_at = :now, updated_at = :now, error_code = NULL, error_message = NULL WHERE id = :id",
-            {"id": outbox_id, "sid": twilio_sid, "template": template_sid, "now": now},
+    async def same_template_rows(self, row: OutboxMessage, *, within: timedelta) -> list[OutboxMessage]:
+        """Other rows queued within `within` of `row` that would become exactly the same template request, by id.
+
+        Outside the 24-hour window a row's text is replaced by its kind's template and the row's variables, so the
+        parts of one split message, or two messages of one kind sent in one turn, all become the same request: same
+        customer, kind, variables and originating turn (`inbound_message_id`). The time bound keeps a later message
+        with the same variables (the next reminder of one appointment, hours later) out of the group.
+        """
+        inbound = "inbound_message_id IS NULL" if row.inbound_message_id is None else "inbound_message_id = :inbound"
+        rows = await self._db.fetch_all(
+            f"SELECT {_COLUMNS} FROM outbox WHERE wa_id = :wa_id AND kind = :kind AND id <> :id AND {inbound} "
+            "AND created_at >= :start AND created_at <= :end ORDER BY id",
+            {
+                "wa_id": row.wa_id,
+                "kind": row.kind,
+                "id": row.id,
+                "inbound": row.inbound_message_id,
+                "start": row.created_at - within,
+                "end": row.created_at + within,
+            },
         )
+        others = [OutboxMessage.model_validate(r) for r in rows]
+        return [o for o in others if o.template_variables == row.template_variables]
+
+    async def mark_sent(
+        self,
+        outbox_id: int,
+        *,
+        twilio_sid: str,
+        now: datetime,
+        template_sid: str | None = None,
+        covering: Sequence[int] = (),
+    ) -> OutboxMessage | None:
+        """Twilio accepted the message (one more attempt recorded); apply any status callback that came first.
+
+        Returns the row when such early callbacks were applied (so the caller can report, say, a failure), else None.
+
+        Normally the row is 'sending'. If `recover_stuck` reset it meanwhile (a slow send taken for a dead worker),
+        the message still went out: a 'pending' row becomes 'sent' too, so it is not sent again, while a row already
+        further on (another worker sent it again and its outcome is recorded) keeps its status and its own SID; the
+        SID is stored only if the row has none. `covering` are the rows of the template group this one send stands
+        for: they end 'undeliverable' (their own text cannot go out) with a note naming this row.
+        """
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "UPDATE outbox SET "
+                "status = CASE WHEN status IN ('pending', 'sending') THEN 'sent' ELSE status END, "
+                "error_code = CASE WHEN status IN ('pending', 'sending') THEN NULL ELSE error_code END, "
+                "error_message = CASE WHEN status IN ('pending', 'sending') THEN NULL ELSE error_message END, "
+                "twilio_sid = COALESCE(twilio_sid, :sid), template_sid = COALESCE(:template, template_sid), "
+                "attempts = attempts + 1, sent_at = COALESCE(sent_at, :now), updated_at = :now WHERE id = :id",
+                {"id": outbox_id, "sid": twilio_sid, "template": template_sid, "now": now},
+            )
+            for member in covering:
+                # Only rows still waiting: one that somehow moved on keeps its own outcome.
+                await conn.execute(
+                    "UPDATE outbox SET status = 'undeliverable', template_sid = :template, error_code = NULL, "
+                    "error_message = :message, updated_at = :now WHERE id = :member AND status = 'pending'",
+                    {
+                        "member": member,
+                        "template": template_sid,
+                        "message": f"covered by the template sent for row {outbox_id}",
+                        "now": now,
+                    },
+                )
+        # After the commit, so a callback stored concurrently is seen either here or by `apply_status`'s re-check.
+        return await self._apply_early(twilio_sid, now=now)
 
     async def schedule_retry(
         self, outbox_id: int, *, now: datetime, next_attempt_at: datetime, error_code: str | None, error_message: str
@@ -183,20 +245,38 @@ class OutboxRepository:
         error_message: str,
         status: str = "failed",
         attempted: bool = True,
+        covering: Sequence[int] = (),
     ) -> None:
-        """A final failure ('failed'), or 'undeliverable' when WhatsApp's rules forbid sending it at all."""
-        await self._db.execute(
-            "UPDATE outbox SET status = :status, attempts = attempts + :attempted, error_code = :code, "
-            "error_message = :message, updated_at = :now WHERE id = :id",
-            {
-                "id": outbox_id,
-                "status": status,
-                "attempted": 1 if attempted else 0,
-                "code": error_code,
-                "message": error_message,
-                "now": now,
-            },
-        )
+        """A final failure ('failed'), or 'undeliverable' when WhatsApp's rules forbid sending it at all.
+
+        `covering` are the rows of the template group whose one send failed for good: they fail with it (trying the
+        same request once per row would only fail again).
+        """
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "UPDATE outbox SET status = :status, attempts = attempts + :attempted, error_code = :code, "
+                "error_message = :message, updated_at = :now WHERE id = :id",
+                {
+                    "id": outbox_id,
+                    "status": status,
+                    "attempted": 1 if attempted else 0,
+                    "code": error_code,
+                    "message": error_message,
+                    "now": now,
+                },
+            )
+            for member in covering:
+                await conn.execute(
+                    "UPDATE outbox SET status = :status, error_code = :code, error_message = :message, "
+                    "updated_at = :now WHERE id = :member AND status = 'pending'",
+                    {
+                        "member": member,
+                        "status": status,
+                        "code": error_code,
+                        "message": f"the template for row {outbox_id} failed: {error_message}",
+                        "now": now,
+                    },
+                )
 
     async def recover_stuck(self, *, before: datetime, now: datetime) -> int:
         """Rows left 'sending' by a worker that died before recording the outcome go back to pending."""
@@ -209,18 +289,64 @@ class OutboxRepository:
     async def apply_status(
         self, twilio_sid: str, *, status: str, now: datetime, error_code: str | None, error_message: str | None
     ) -> OutboxMessage | None:
-        """Record a delivery status reported by Twilio; None when no row has this SID. Never downgrades a status."""
+        """Record a delivery status reported by Twilio. Never downgrades a status.
+
+        Twilio can call back before `mark_sent` has stored the SID (the callback races the create response). Such a
+        callback is kept in `outbox_early_status` and applied when the SID is recorded; None is returned then.
+        """
         async with self._db.transaction() as conn:
+            row = await conn.fetch_one(f"SELECT {_COLUMNS} FROM outbox WHERE twilio_sid = :sid", {"sid": twilio_sid})
+            if row is not None:
+                return await _apply(conn, OutboxMessage.model_validate(row), status, error_code, error_message, now)
+            await conn.execute(
+                "INSERT INTO outbox_early_status (twilio_sid, status, error_code, error_message, received_at) "
+                "VALUES (:sid, :status, :code, :message, :now)",
+                {"sid": twilio_sid, "status": status, "code": error_code, "message": error_message, "now": now},
+            )
+            await conn.execute(
+                "DELETE FROM outbox_early_status WHERE received_at < :cutoff", {"cutoff": now - EARLY_STATUS_RETENTION}
+            )
+        # Re-check after the commit: if `mark_sent` stored the SID meanwhile, it may have looked for early callbacks
+        # before this one was committed. One of the two sides always sees the other; applying twice is harmless.
+        return await self._apply_early(twilio_sid, now=now)
+
+    async def _apply_early(self, twilio_sid: str, *, now: datetime) -> OutboxMessage | None:
+        """Apply (and forget) the callbacks kept for `twilio_sid`, once a row has that SID; the row, or None."""
+        async with self._db.transaction() as conn:
+            early = await conn.fetch_all(
+                "SELECT status, error_code, error_message FROM outbox_early_status WHERE twilio_sid = :sid ORDER BY id",
+                {"sid": twilio_sid},
+            )
+            if not early:
+                return None
             row = await conn.fetch_one(f"SELECT {_COLUMNS} FROM outbox WHERE twilio_sid = :sid", {"sid": twilio_sid})
             if row is None:
                 return None
             current = OutboxMessage.model_validate(row)
-            if _STATUS_RANK.get(status, 0) > _STATUS_RANK.get(current.status, 0):
-                await conn.execute(
-                    "UPDATE outbox SET status = :status, error_code = COALESCE(:code, error_code), "
-                    "error_message = COALESCE(:message, error_message), updated_at = :now WHERE id = :id",
-                    {"id": current.id, "status": status, "code": error_code, "message": error_message, "now": now},
+            # In arrival order: `_apply` keeps the highest status, and the error of the callback that set it.
+            for callback in early:
+                current = await _apply(
+                    conn, current, str(callback["status"]), callback["error_code"], callback["error_message"], now
                 )
-            row = await conn.fetch_one(f"SELECT {_COLUMNS} FROM outbox WHERE id = :id", {"id": current.id})
-        assert row is not None
-        return OutboxMessage.model_validate(row)
+            await conn.execute("DELETE FROM outbox_early_status WHERE twilio_sid = :sid", {"sid": twilio_sid})
+            return current
+
+
+async def _apply(
+    conn: Connection,
+    current: OutboxMessage,
+    status: str,
+    error_code: str | None,
+    error_message: str | None,
+    now: datetime,
+) -> OutboxMessage:
+    """Move `current` to `status` if that is further along the ladder; the row as it is afterwards."""
+    if _STATUS_RANK.get(status, 0) > _STATUS_RANK.get(current.status, 0):
+        await conn.execute(
+            "UPDATE outbox SET status = :status, error_code = COALESCE(:code, error_code), "
+            "error_message = COALESCE(:message, error_message), updated_at = :now WHERE id = :id",
+            {"id": current.id, "status": status, "code": error_code, "message": error_message, "now": now},
+        )
+    row = await conn.fetch_one(f"SELECT {_COLUMNS} FROM outbox WHERE id = :id", {"id": current.id})
+    assert row is not None
+    return OutboxMessage.model_validate(row)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from store.conversations import fence_lease
 from store.database import Database, parse_json
 
 _COLUMNS = (
-    "id, wa_id, source, description, kind_hint, template_variables, dedupe_key, status, error, created_at, processed_at"
+    "id, wa_id, source, description, kind_hint, template_variables, dedupe_key, status, error, created_at, "
+    "processed_at, attempts, next_attempt_at"
 )
 
 
@@ -30,6 +32,8 @@ class SystemEvent(BaseModel):
     error: str | None = None
     created_at: datetime
     processed_at: datetime | None = None
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
 
     @field_validator("template_variables", mode="before")
     @classmethod
@@ -71,12 +75,16 @@ class SystemEventRepository:
         )
         return SystemEvent.model_validate(row) if row else None
 
-    async def open_for_conversation(self, wa_id: str) -> list[SystemEvent]:
-        """Events of one conversation still to run, oldest first (call while holding its lease)."""
+    async def open_for_conversation(self, wa_id: str, *, due_at: datetime | None = None) -> list[SystemEvent]:
+        """Events of one conversation still to run, oldest first (call while holding its lease).
+
+        With `due_at`, only those due by then (not waiting out a retry backoff).
+        """
+        due = "AND (next_attempt_at IS NULL OR next_attempt_at <= :due) " if due_at is not None else ""
         rows = await self._db.fetch_all(
             f"SELECT {_COLUMNS} FROM system_events WHERE wa_id = :wa_id AND status IN ('pending', 'processing') "
-            "ORDER BY id",
-            {"wa_id": wa_id},
+            f"{due}ORDER BY id",
+            {"wa_id": wa_id, "due": due_at} if due_at is not None else {"wa_id": wa_id},
         )
         return [SystemEvent.model_validate(r) for r in rows]
 
@@ -95,10 +103,49 @@ class SystemEventRepository:
             {"id": event_id, "status": status, "error": error, "now": now},
         )
 
-    async def mark_open(self, wa_id: str, status: str, *, now: datetime) -> int:
-        """Move every open event of a conversation to `status` (e.g. 'paused' during a staff takeover)."""
-        return await self._db.execute(
-            "UPDATE system_events SET status = :status, processed_at = :now "
-            "WHERE wa_id = :wa_id AND status IN ('pending', 'processing')",
-            {"wa_id": wa_id, "status": status, "now": now},
-        )
+    async def finish(self, event: SystemEvent, *, now: datetime, owner: str | None = None) -> None:
+        """Mark an event's turn done; with `owner`, only while that worker still holds the lease (else `LeaseLost`
+        and nothing is written, so the new owner runs it: its messages are deduplicated per turn)."""
+        async with self._db.transaction() as conn:
+            if owner is not None:
+                await fence_lease(conn, event.wa_id, owner=owner, now=now)
+            await conn.execute(
+                "UPDATE system_events SET status = 'processed', error = NULL, next_attempt_at = NULL, "
+                "processed_at = :now WHERE id = :id",
+                {"id": event.id, "now": now},
+            )
+
+    async def retry_or_fail(
+        self,
+        event: SystemEvent,
+        *,
+        now: datetime,
+        error: str,
+        backoff: Sequence[timedelta],
+        max_attempts: int,
+        owner: str | None = None,
+    ) -> bool:
+        """The event's turn failed: back to 'pending' after the backoff for its attempt count, or 'failed' after
+        `max_attempts` failed turns (returns True then). With `owner`, fenced by the lease like `finish`."""
+        async with self._db.transaction() as conn:
+            if owner is not None:
+                await fence_lease(conn, event.wa_id, owner=owner, now=now)
+            attempts = int(
+                await conn.fetch_value("SELECT attempts FROM system_events WHERE id = :id", {"id": event.id}) or 0
+            )
+            attempts += 1
+            give_up = attempts >= max_attempts or not backoff
+            next_at = None if give_up else now + backoff[min(attempts, len(backoff)) - 1]
+            await conn.execute(
+                "UPDATE system_events SET status = :status, attempts = :attempts, next_attempt_at = :next, "
+                "error = :error, processed_at = :processed WHERE id = :id",
+                {
+                    "id": event.id,
+                    "status": "failed" if give_up else "pending",
+                    "attempts": attempts,
+                    "next": next_at,
+                    "error": error,
+                    "processed": now if give_up else None,
+                },
+            )
+        return give_up

@@ -10,10 +10,12 @@ import pytest
 from core.business import Business, BusinessConfigError, load_business, parse_business
 
 ROOT = Path(__file__).resolve().parents[1]
+_ONE_SERVICE = "[{name: A, duration_minutes: 30, price_eur: 1}]"
 
 
 def test_example_is_a_madrid_salon(business: Business) -> None:
     assert business.timezone == "Europe/Madrid" and business.language == "es"
+    assert business.phone_country_code == "34"  # national numbers on Calendly forms are Spanish
     corte = business.find_service("Corte y Peinado")
     assert corte is not None and corte.duration_minutes == 45 and corte.price_eur == 25
     assert corte.calendly_event_type is not None
@@ -63,6 +65,13 @@ def test_load_prefers_the_given_file(tmp_path: Path) -> None:
             "opening_hours.funday",
         ),
         ("name: [unclosed\n", "not valid YAML"),
+        *(
+            (
+                f"name: X\nphone_country_code: {code}\nservices: {_ONE_SERVICE}\nopening_hours: {{}}\n",
+                "phone_country_code",
+            )
+            for code in ('"3400"', '"+"', '"0"', '"34a"', '""', "-34", "true")
+        ),
     ],
 )
 def test_broken_yaml_names_the_field(yaml_text: str, field: str) -> None:
@@ -70,3 +79,11 @@ def test_broken_yaml_names_the_field(yaml_text: str, field: str) -> None:
         parse_business(yaml_text, "business.yaml")
     assert field in str(info.value)
     assert "business.yaml" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("written", "code"), [('"34"', "34"), ("34", "34"), ('"+1"', "1"), ('"351"', "351"), ("null", None)]
+)
+def test_phone_country_code_is_one_to_three_digits(written: str, code: str | None) -> None:
+    text = f"name: X\nphone_country_code: {written}\nservices: {_ONE_SERVICE}\nopening_hours: {{}}\n"
+    assert parse_business(text, "business.yaml").phone_country_code == code

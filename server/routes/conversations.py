@@ -86,7 +86,11 @@ async def pause(wa_id: WaIdPath, state: State, admin: Admin) -> dict[str, object
 
 @router.post("/{wa_id}/resume")
 async def resume(wa_id: WaIdPath, state: State, admin: Admin) -> dict[str, object]:
-    """Hand the customer back to the bot (messages received while paused stay unanswered by it)."""
+    """Hand the customer back to the bot.
+
+    Calendar events held during the takeover are released to the worker (the customer must still hear about a
+    cancellation); customer messages received while paused stay unanswered by the bot, as staff dealt with them.
+    """
     conversation = await state.conversations.set_paused(
         whatsapp_address(wa_id), paused=False, by=None, now=state.clock.now()
     )

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from server.deps import State, TwilioForm
 from server.http_errors import invalid_fields
-from server.twilio_models import TwilioInbound, TwilioStatusCallback
+from server.twilio_models import TwilioInbound, TwilioStatusCallback, without_nul
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +29,8 @@ async def inbound_message(form: TwilioForm, state: State) -> Response:
         message = TwilioInbound.model_validate(form)
     except ValidationError as exc:
         raise _invalid(exc) from None
-    await state.intake.accept(message, form)
+    # The raw form is stored too (jsonb on PostgreSQL, which cannot hold NUL characters).
+    await state.intake.accept(message, without_nul(form))
     return Response(content=EMPTY_TWIML, media_type="text/xml")
 
 
@@ -50,7 +51,12 @@ async def delivery_status(form: TwilioForm, state: State) -> Response:
             error_message=callback.error_message,
         )
         if row is None:
-            logger.info("status callback for an unknown message", extra={"message_sid": callback.message_sid})
+            # Usually the callback beat `mark_sent` (it races Twilio's create response): the status is kept and
+            # applied when the SID is recorded; delivery logs a failure then.
+            logger.info(
+                "status callback before its message's SID was recorded; kept until it is",
+                extra={"message_sid": callback.message_sid, "status": outbox_status},
+            )
         elif outbox_status == "failed":
             state.metrics.dependency_errors.labels("twilio").inc()
             logger.warning(

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
+import httpx
 import jwt
 import pytest
 
@@ -15,6 +16,7 @@ from server.auth import mint_admin_token
 from store import Database
 from store.appointments import AppointmentRepository
 from store.clients import ClientRepository
+from store.system_events import SystemEventRepository
 from tests.server.conftest import ProbeDouble, RunningApp, Secrets, StartApp
 from tests.server.helpers import (
     CUSTOMER,
@@ -26,6 +28,7 @@ from tests.server.helpers import (
     wait_until,
 )
 
+PUBLIC_HEALTH = ["/health", "/api/whatsapp/health", "/api/calendly/health"]
 ADMIN_GETS = [
     "/api/whatsapp/config",
     "/api/whatsapp/stats",
@@ -159,7 +162,24 @@ async def test_stats_count_messages_latency_bookings_and_errors(
     assert stats["reply_latency_seconds"] == {"count": 1, "mean": 0.0, "p95": 0.0}
     assert stats["bookings"]["by_source"] == {"agent": 1}
     assert stats["conversion"] == {"customers_writing": 1, "customers_booking": 1, "rate": 1.0}
-    assert stats["errors"]["twilio"] == 1 and stats["errors"]["agent"] == 0
+    # The 24-hour rule kept a message back: our policy, not a Twilio error.
+    assert stats["errors"]["twilio"] == 0 and stats["errors"]["undeliverable"] == 1 and stats["errors"]["agent"] == 0
+
+
+async def test_stats_count_twilio_failures_apart_from_messages_held_back_by_the_24_hour_rule(
+    server: RunningApp, admin: dict[str, str], db: Database, keys: Secrets, twilio: TwilioDouble
+) -> None:
+    twilio.script = [400]  # the reply is refused by Twilio (21211, invalid number)
+    await post_signed(server.client, keys.twilio_token, "/webhook/whatsapp", inbound_form("SMs2", "hola"))
+    await server.services.state.outbox.enqueue("whatsapp:+34699999999", "fuera de ventana", kind="reply")
+    rows = await outbox_settled(db, 2)
+    assert sorted(r["status"] for r in rows) == ["failed", "undeliverable"]
+
+    stats = (await server.client.get("/api/whatsapp/stats?hours=24", headers=admin)).json()
+
+    assert stats["errors"]["twilio"] == 1
+    assert stats["errors"]["twilio_by_code"] == {"21211": 1}
+    assert stats["errors"]["undeliverable"] == 1
 
 
 async def test_transcript_and_staff_takeover(
@@ -251,6 +271,42 @@ async def test_health_reports_each_dependency_and_is_cached(server: RunningApp, 
     assert probes.calls == ["https://twilio.test/2010-04-01/Accounts/AC00000000000000000000000000000042.json"]
 
 
+@pytest.mark.parametrize("twilio_failure", ["http_401", "connect_error"])
+async def test_public_health_never_shows_account_sid_host_or_user(
+    start_app: StartApp, db: Database, make_settings: Callable[..., Settings], twilio_failure: str
+) -> None:
+    sid = "AC" + "7" * 32
+    secret_host, secret_user = "db-primary.internal.example", "asistente_owner"
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        if twilio_failure == "connect_error":
+            raise httpx.ConnectError(f"cannot reach {request.url}", request=request)
+        return httpx.Response(401, json={"code": 20003, "message": f"Authenticate {sid}"})
+
+    async def unreachable() -> None:
+        # What psycopg says when the server refuses a login: the host and the user, verbatim.
+        raise OSError(f'connection to server at "{secret_host}" (10.0.0.5), port 5432 failed: user "{secret_user}"')
+
+    settings = make_settings(twilio_account_sid=sid, calendly_access_token="cal-token")
+    async with start_app(settings=settings, probe_http_transport=httpx.MockTransport(refuse)) as running:
+        db.ping = unreachable  # type: ignore[method-assign]
+        bodies = [(await running.client.get(path)).text for path in PUBLIC_HEALTH]
+        report = await running.services.state.health.report()
+
+    for body in bodies:
+        assert sid not in body and secret_host not in body and secret_user not in body and "10.0.0.5" not in body
+    public = {name: result.as_dict()["detail"] for name, result in report.results.items()}
+    expected_http = "HTTP 401" if twilio_failure == "http_401" else "ConnectError"
+    assert public == {
+        "database": f"{db.dialect}: OSError",
+        "openai": "not configured: replaying recorded model answers",
+        "twilio": expected_http,
+        "calendly": expected_http,
+    }
+    # `asistente check` (the console, run by the operator) still gets the whole story.
+    assert secret_host in report.results["database"].detail and sid in report.results["twilio"].detail
+
+
 async def test_metrics_in_prometheus_format(server: RunningApp, keys: Secrets) -> None:
     await post_signed(server.client, keys.twilio_token, "/webhook/whatsapp", inbound_form("SMm", "hola"))
     await server.client.post("/webhook/whatsapp", data={"Body": "x"})  # refused: unsigned
@@ -261,3 +317,37 @@ async def test_metrics_in_prometheus_format(server: RunningApp, keys: Secrets) -
     assert 'asistente_inbound_messages_total{status="pending"} 1.0' in text
     assert 'asistente_webhook_rejections_total{reason="bad_signature",source="twilio"} 1.0' in text
     assert 'route="/webhook/whatsapp",status="200"' in text
+
+
+async def test_calendar_events_held_during_a_takeover_are_delivered_after_resume(
+    server: RunningApp, db: Database, admin: dict[str, str], keys: Secrets, agent: FakeAgent, clock: FixedClock
+) -> None:
+    agent.sender = server.services.sender
+    agent.system_reply = "Tu cita del martes se ha cancelado."
+    paused = await server.client.post("/api/conversations/+34600123456/pause", headers=admin)
+    assert paused.status_code == 200
+    # During the takeover: the customer writes (staff answers them) and Calendly reports a cancellation.
+    await post_signed(server.client, keys.twilio_token, "/webhook/whatsapp", inbound_form("SMp1", "¿hola?"))
+    await SystemEventRepository(db).enqueue(
+        wa_id=CUSTOMER, source="calendly", description="cancelled on Calendly", dedupe_key="calendly:p", now=clock.now()
+    )
+
+    async def event_held() -> bool:
+        return await db.fetch_value("SELECT status FROM system_events") == "paused"
+
+    await wait_until(event_held)
+    assert agent.calls == []
+
+    resumed = await server.client.post("/api/conversations/+34600123456/resume", headers=admin)
+    assert resumed.status_code == 200 and resumed.json()["paused"] is False
+
+    async def event_delivered() -> bool:
+        return await db.fetch_value("SELECT status FROM system_events") == "processed"
+
+    await wait_until(event_delivered)
+    await outbox_settled(db)
+    await asyncio.sleep(0.2)
+    assert [(c.kind, c.texts) for c in agent.calls] == [("system", ["cancelled on Calendly"])]
+    assert [r["body"] for r in await db.fetch_all("SELECT body FROM outbox")] == ["Tu cita del martes se ha cancelado."]
+    # The customer's message stays with staff, who handled it during the takeover.
+    assert await db.fetch_value("SELECT status FROM inbound_messages") == "paused"

@@ -293,3 +293,45 @@ async def test_a_delivery_interrupted_before_it_was_applied_is_finished_by_the_w
     [appointment] = await table(db, "appointments")
     assert (event["status"], event["appointment_id"]) == ("processed", appointment["id"])
     assert appointment["client_id"] == customer.id
+
+
+async def test_a_signed_delivery_with_nul_characters_is_stored_without_them(
+    server: RunningApp, db: Database, keys: Secrets, clock: FixedClock
+) -> None:
+    body = delivery("calendly-invitee-created.json", email="ana\x00@example.com")
+    body["payload"].update({"name": "A\x00na", "odd\x00key": ["\x00"]})
+
+    response = await post_delivery(server, keys, clock, body)
+
+    assert response.status_code == 200, response.text
+    [event] = await table(db, "calendar_events")
+    assert "\\u0000" not in json.dumps(parse_json(event["payload"]))
+    [appointment] = await table(db, "appointments")
+    assert "\x00" not in json.dumps(appointment, default=str, ensure_ascii=False)
+
+
+@pytest.mark.parametrize(
+    ("answers", "found"),
+    [
+        (["2026-11-30", "600 123 456"], True),  # a national number, read with the salon's +34
+        (["2026-11-30", "20261130"], False),  # a date is no phone number (it used to become +20261130)
+    ],
+)
+async def test_booking_found_by_a_national_phone_answer_not_by_a_date(
+    server: RunningApp,
+    db: Database,
+    keys: Secrets,
+    clock: FixedClock,
+    customer: Client,
+    answers: list[str],
+    found: bool,
+) -> None:
+    await ClientRepository(db).ensure("whatsapp:+20261130", now=clock.now())  # would match a date read as E.164
+    qas = [{"question": f"Q{i}", "answer": answer, "position": i} for i, answer in enumerate(answers)]
+    body = delivery("calendly-invitee-created.json", email=None, questions_and_answers=qas)
+
+    response = await post_delivery(server, keys, clock, body)
+
+    assert response.status_code == 200, response.text
+    [appointment] = await table(db, "appointments")
+    assert appointment["client_id"] == (customer.id if found else None)

@@ -152,7 +152,7 @@ async def test_handoff_alerts_staff_and_pauses_the_assistant(
     async with start_app(agent=None, agent_provider=assistant_provider(model=model), settings=settings) as running:
         first = inbound_form("SMh1", "quiero hablar con una persona")
         assert (await post_signed(running.client, keys.twilio_token, "/webhook/whatsapp", first)).status_code == 200
-        await outbox_settled(db, within=10)
+        await outbox_settled(db, 2, within=10)  # the staff alert and the customer's reply
         second = inbound_form("SMh2", "¿hola?")
         assert (await post_signed(running.client, keys.twilio_token, "/webhook/whatsapp", second)).status_code == 200
 

@@ -9,7 +9,7 @@ import pytest
 
 from core.business import Business
 from server.auth import InvalidToken, mint_admin_token, verify_admin_token
-from server.calendly_models import CalendlyWebhook, event_uri_of_invitee
+from server.calendly_models import CalendlyWebhook, QuestionAnswer, event_uri_of_invitee
 from server.signatures import (
     CalendlySignatureError,
     calendly_signature,
@@ -18,7 +18,7 @@ from server.signatures import (
     verify_calendly_signature,
 )
 from server.splitting import split_message
-from server.twilio_models import TwilioInbound, TwilioStatusCallback
+from server.twilio_models import TwilioInbound, TwilioStatusCallback, without_nul
 from server.wording import local_when, template_variables
 from tests.server.helpers import fixture_json, fixture_text
 
@@ -65,6 +65,8 @@ def test_calendly_signature_accepts_a_fresh_valid_header() -> None:
     verify_calendly_signature(
         "signing-key", signed(body, at=NOW - timedelta(seconds=179)), body, now=NOW, tolerance_seconds=180
     )
+    t, _, v1 = signed(body).partition(",v1=")
+    verify_calendly_signature("signing-key", f"{t}, v1=junk, v1={v1.upper()}", body, now=NOW, tolerance_seconds=180)
 
 
 @pytest.mark.parametrize(
@@ -75,6 +77,10 @@ def test_calendly_signature_accepts_a_fresh_valid_header() -> None:
         ("v1=abc", "malformed"),
         ("t=abc,v1=abc", "malformed"),
         ("t=1700000000", "malformed"),
+        ("t=\u00b2,v1=" + "0" * 64, "malformed"),  # "²".isdigit() is True, int("²") raises
+        ("t=\u0661\u0667,v1=" + "0" * 64, "malformed"),  # Arabic-Indic digits: only ASCII timestamps
+        ("t=1700000000,v1=\u00e9" + "0" * 63, "malformed"),  # compare_digest(str, str) raises on non-ASCII
+        ("t=1700000000,v1=not-hex", "malformed"),
         ("STALE", "stale"),
         ("FUTURE", "stale"),
         ("WRONGKEY", "does not match"),
@@ -138,6 +144,23 @@ def test_status_callback_fixture() -> None:
     assert (callback.outbox_status, callback.error_code) == ("failed", "63016")
     legacy = TwilioStatusCallback.model_validate({"MessageSid": "SM1", "SmsStatus": "delivered"})
     assert legacy.outbox_status == "delivered"
+    # NUL cannot be stored in PostgreSQL text; Twilio relays whatever it was given.
+    nul = TwilioStatusCallback.model_validate({"MessageSid": "SM\x001", "SmsStatus": "failed", "ErrorMessage": "x\x00"})
+    assert (nul.message_sid, nul.outbox_status, nul.error_message) == ("SM1", "failed", "x")
+
+
+def test_inbound_text_fields_lose_their_nul_characters() -> None:
+    form = {"MessageSid": "SM1", "From": "whatsapp:+34\x00600123456", "Body": "\x00ho\x00la", "Extra\x00": "\x00"}
+    message = TwilioInbound.model_validate(
+        form | {"MediaUrl0": "https://m/\x001", "MediaContentType0": "image/\x00png"}
+    )
+    assert (message.from_, message.body, message.model_extra) == (
+        "whatsapp:+34600123456",
+        "hola",
+        {"Extra": "", "MediaUrl0": "https://m/1", "MediaContentType0": "image/png"},
+    )
+    assert message.media[0].model_dump() == {"url": "https://m/1", "content_type": "image/png"}
+    assert without_nul(form) == {"MessageSid": "SM1", "From": "whatsapp:+34600123456", "Body": "hola", "Extra": ""}
 
 
 def test_calendly_fixtures_parse_and_identify_their_delivery() -> None:
@@ -153,7 +176,43 @@ def test_calendly_fixtures_parse_and_identify_their_delivery() -> None:
         update={"text_reminder_number": "+34 600-123-456", "questions_and_answers": ()}
     )
     assert invitee.phone_candidates() == ["+34600123456"]
+    assert invitee.phone_candidates("34") == ["+34600123456"]
     assert event_uri_of_invitee("https://a/scheduled_events/E/invitees/I") == "https://a/scheduled_events/E"
+
+
+@pytest.mark.parametrize(
+    ("answer", "without_code", "with_34"),
+    [
+        ("+34 600-123-456", ["+34600123456"], ["+34600123456"]),
+        ("0034 600 12 34 56", ["+34600123456"], ["+34600123456"]),
+        ("+1 (415) 523-8886", ["+14155238886"], ["+14155238886"]),
+        # National numbers: read with the business's country code, never as "+600123456".
+        ("600 123 456", [], ["+34600123456"]),
+        ("(600) 12-34-56", [], ["+34600123456"]),
+        ("34600123456", [], ["+34600123456", "+3434600123456"]),  # "+" forgotten: read both ways, international first
+        # Not phone numbers at all.
+        ("2026-11-30", [], []),
+        ("30.11.2026", [], []),
+        ("30-11-26", [], []),
+        ("12345", [], []),
+        ("1234 5678 9012 3456", [], []),  # 16 digits: longer than E.164 allows
+        ("+34 60", [], []),
+        ("600123456 o 611000111", [], []),
+        ("", [], []),
+    ],
+)
+def test_calendly_phone_answers_become_e164_only_when_they_are_phone_numbers(
+    answer: str, without_code: list[str], with_34: list[str]
+) -> None:
+    invitee = CalendlyWebhook.model_validate(fixture_json("calendly-invitee-created.json")).invitee()
+    invitee = invitee.model_copy(
+        update={
+            "text_reminder_number": None,
+            "questions_and_answers": (QuestionAnswer(question="Teléfono", answer=answer),),
+        }
+    )
+    assert invitee.phone_candidates() == without_code
+    assert invitee.phone_candidates("34") == with_34
 
 
 def test_admin_tokens_expire_and_are_bound_to_the_secret() -> None:

@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from twilio.request_validator import RequestValidator
 
 from core.logs import JsonFormatter
 from server.options import ServerOptions
 from store import Database
+from store.conversations import ConversationRepository
+from store.inbound import InboundRepository
 from tests.server.conftest import FAST, RunningApp, Secrets, StartApp
 from tests.server.helpers import (
     CUSTOMER,
@@ -224,3 +228,19 @@ async def test_logs_are_json_with_phone_numbers_masked(server: RunningApp, keys:
     assert stored and stored[0]["status"] == "pending"
     assert stored[0]["wa_id"] == "whatsapp:+***456"
     assert not any("600123456" in line for line in lines)
+
+
+async def test_storing_a_message_opens_its_window_in_the_same_transaction(db: Database, now: datetime) -> None:
+    inbound = InboundRepository(db)
+    stored = await inbound.receive(message_sid="SMw1", wa_id=CUSTOMER, body="hola", received_at=now)
+    assert stored is not None
+    conversation = await ConversationRepository(db).get(CUSTOMER)
+    assert conversation is not None and conversation.last_inbound_at == now
+    assert await inbound.receive(message_sid="SMw1", wa_id=CUSTOMER, body="hola", received_at=now) is None
+
+    # Either both rows are written or neither: if the window cannot be recorded, the message is not stored either
+    # (Twilio retries the webhook), so no stored message is ever left without its window.
+    await db.execute("DROP TABLE conversations")
+    with pytest.raises(Exception):  # noqa: B017 - whichever error the engine raises for the missing table
+        await inbound.receive(message_sid="SMw2", wa_id=CUSTOMER, body="otra", received_at=now + timedelta(seconds=1))
+    assert [r["message_sid"] for r in await rows(db, "inbound_messages")] == ["SMw1"]
