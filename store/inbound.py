@@ -22,34 +22,6 @@ class InboundRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def store(
-        self,
-        *,
-        message_sid: str,
-        wa_id: str,
-        body: str,
-        received_at: datetime,
-        profile_name: str | None = None,
-        button_payload: str | None = None,
-        media: list[dict[str, Any]] | None = None,
-        raw: dict[str, Any] | None = None,
-        status: str = "pending",
-    ) -> InboundMessage | None:
-        """Store a message; None when this MessageSid was already stored (a Twilio retry)."""
-        async with self._db.transaction() as conn:
-            return await _insert(
-                conn,
-                message_sid=message_sid,
-                wa_id=wa_id,
-                body=body,
-                received_at=received_at,
-                profile_name=profile_name,
-                button_payload=button_payload,
-                media=media,
-                raw=raw,
-                status=status,
-            )
-
     async def receive(
         self,
         *,

@@ -57,7 +57,7 @@ async def test_duplicate_message_sid_from_two_concurrent_tasks_stores_one_row(
     try:
         results = await asyncio.gather(
             *(
-                InboundRepository(conn).store(
+                InboundRepository(conn).receive(
                     message_sid="SMf7cbe2cac02a991278c8c0f33d3e19cf",
                     wa_id="whatsapp:+34600123456",
                     body="Hola, quiero una cita",

@@ -67,14 +67,14 @@ async def test_worker_killed_mid_turn_then_restarted_answers_exactly_once(
 
 async def _crashed_turn(db: Database, clock: FixedClock, *, lease_left: timedelta) -> None:
     """What a worker killed with SIGKILL leaves: a message marked 'processing' under its (unreleased) lease."""
-    stored = await InboundRepository(db).store(
+    stored = await InboundRepository(db).receive(
         message_sid="SMcrash", wa_id=CUSTOMER, body="quiero cita", received_at=clock.now(), status="processing"
     )
     assert stored is not None
+    # `receive` opened the conversation row (and its 24-hour window); the dead worker still holds its lease.
     await db.execute(
-        "INSERT INTO conversations (wa_id, last_inbound_at, lease_owner, lease_until, updated_at) "
-        "VALUES (:wa_id, :now, 'dead-worker', :until, :now)",
-        {"wa_id": CUSTOMER, "now": clock.now(), "until": clock.now() + lease_left},
+        "UPDATE conversations SET lease_owner = 'dead-worker', lease_until = :until WHERE wa_id = :wa_id",
+        {"wa_id": CUSTOMER, "until": clock.now() + lease_left},
     )
 
 
