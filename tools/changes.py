@@ -22,6 +22,19 @@ def _local(ctx: Context, appointment: Appointment) -> datetime:
     return appointment.start_at.astimezone(ctx.business.tz)
 
 
+async def _changed(ctx: Context, status: str, appointment: Appointment) -> str:
+    """Tell the observer (reminders follow the appointment), then report the change to the model."""
+    await ctx.notify_changed(appointment)
+    start = _local(ctx, appointment)
+    return ok(
+        status=status,
+        appointment_id=appointment.id,
+        service=appointment.service,
+        day=describe_day(start.date(), ctx.language),
+        time=f"{start:%H:%M}",
+    )
+
+
 async def confirm_cancellation(ctx: Context, args: dict[str, object]) -> str:
     """Validate a `cancel_appointment` call and render the question the customer must answer with a yes."""
     appointment, _ = await own_appointment(ctx, str(args["appointment_id"]))
@@ -58,15 +71,7 @@ async def cancel_appointment(
         return refusal.result()
     except CalendarProblem as exc:
         return ToolRefusal(exc.code, exc.message, **exc.details).result()
-    await ctx.notify_changed(cancelled)
-    start = _local(ctx, cancelled)
-    return ok(
-        status="cancelled",
-        appointment_id=cancelled.id,
-        service=cancelled.service,
-        day=describe_day(start.date(), ctx.language),
-        time=f"{start:%H:%M}",
-    )
+    return await _changed(ctx, "cancelled", cancelled)
 
 
 async def _validate_move(ctx: Context, appointment_id: str, new_start_time: datetime) -> tuple[Appointment, SlotChoice]:
@@ -121,12 +126,4 @@ async def reschedule_appointment(
         moved = await ctx.calendar.reschedule(appointment, choice.service, choice.start)
     except CalendarProblem as exc:
         return await calendar_refusal(ctx, exc, choice.service, choice.start)
-    await ctx.notify_changed(moved)
-    start = _local(ctx, moved)
-    return ok(
-        status="rescheduled",
-        appointment_id=moved.id,
-        service=moved.service,
-        day=describe_day(start.date(), ctx.language),
-        time=f"{start:%H:%M}",
-    )
+    return await _changed(ctx, "rescheduled", moved)
