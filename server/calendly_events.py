@@ -154,8 +154,10 @@ class CalendlyEventProcessor:
         clock: Clock,
         metrics: ServerMetrics,
         on_injected: Callable[[], None] | None = None,
+        agent_settle_seconds: float = 20.0,
     ) -> None:
         self._on_injected = on_injected
+        self._agent_settle = timedelta(seconds=agent_settle_seconds)
         self._events = events
         self._appointments = appointments
         self._clients = clients
@@ -177,6 +179,8 @@ class CalendlyEventProcessor:
         )
         if not is_new and event.status != "received":
             return Outcome("duplicate", "delivery already processed", event.appointment_id)
+        if await self._may_be_the_agents_own_booking(webhook):
+            return Outcome("received", "deferred: the agent may still be recording this booking")
         try:
             return await self.apply(event)
         except Exception:
@@ -184,6 +188,22 @@ class CalendlyEventProcessor:
             self._metrics.dependency_errors.labels("calendly").inc()
             logger.exception("calendly delivery stored but not applied", extra={"calendar_event_id": event.id})
             return Outcome("received", "stored; will be applied again")
+
+    async def _may_be_the_agents_own_booking(self, webhook: CalendlyWebhook) -> bool:
+        # The agent books on Calendly first and writes its row when the API answers; Calendly's webhook for that very
+        # booking can, rarely, arrive in between. A fresh invitee.created for an event not stored yet is left to the
+        # worker's sweep (calendar_retry_after_seconds later): by then the agent's row exists, and the delivery is
+        # recorded as the agent's own instead of being mirrored and announced to the customer a second time.
+        if webhook.event != "invitee.created" or self._agent_settle <= timedelta(0):
+            return False
+        try:
+            created = datetime.fromisoformat(webhook.created_at)
+            event_uri = webhook.invitee().scheduled_event.uri
+        except ValueError:
+            return False  # malformed: `apply` reports it
+        if created.tzinfo is None or self._clock.now() - created > self._agent_settle:
+            return False
+        return await self._appointments.by_external_id(event_uri) is None
 
     async def apply(self, event: CalendarEvent) -> Outcome:
         """Apply a stored delivery and record its outcome."""

@@ -28,6 +28,8 @@ class ServerOptions:
     reminder_interval_seconds: float = 30.0
     # A Calendly delivery still 'received' after this long was interrupted and is processed again by the worker.
     calendar_retry_after_seconds: float = 60.0
+    # A Calendly booking this fresh and not stored yet may be the agent's own, still being written: apply it later.
+    calendly_agent_settle_seconds: float = 20.0
     rate_window_seconds: float = 60.0
     rate_notice_cooldown_seconds: float = 3600.0
     health_cache_seconds: float = 15.0

@@ -176,6 +176,7 @@ def _assemble(
         clock=clock,
         metrics=metrics,
         on_injected=turn_wakeup.set,
+        agent_settle_seconds=options.calendly_agent_settle_seconds,
     )
     intake = InboundIntake(
         inbound=inbound,

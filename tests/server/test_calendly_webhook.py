@@ -335,3 +335,44 @@ async def test_booking_found_by_a_national_phone_answer_not_by_a_date(
     assert response.status_code == 200, response.text
     [appointment] = await table(db, "appointments")
     assert appointment["client_id"] == (customer.id if found else None)
+
+
+FRESH = "2026-11-24T20:59:55.000000Z"  # five seconds before the test's "now": the agent may still be writing
+
+
+async def test_a_fresh_booking_that_is_the_agents_own_is_not_announced_twice(
+    start_app: StartApp, db: Database, keys: Secrets, clock: FixedClock, customer: Client, agent: FakeAgent
+) -> None:
+    """Calendly's webhook for the agent's booking arrives before the agent stored its row: it waits, then is
+    recognised as the agent's own (one appointment, nothing injected)."""
+    async with start_app(run_worker=False) as running:
+        body = delivery("calendly-invitee-created.json", created_at=FRESH, text_reminder_number="+34600123456")
+        response = await post_delivery(running, keys, clock, body)
+        assert response.status_code == 202 and response.json()["status"] == "received"
+        assert await table(db, "appointments") == []  # deferred, nothing mirrored yet
+        await stored_appointment(db, clock.now(), customer, source="agent")  # the agent's write lands
+        clock.advance(timedelta(seconds=1))
+        applied = await running.services.state.calendly.retry_unfinished(
+            older_than=timedelta(0), give_up_after=timedelta(days=1)
+        )
+        assert applied == 1
+    [event] = await table(db, "calendar_events")
+    assert event["status"] == "ignored"
+    [appointment] = await table(db, "appointments")
+    assert appointment["source"] == "agent"
+    assert await table(db, "system_events") == [] and agent.calls == []
+
+
+async def test_a_fresh_booking_from_the_calendly_page_is_applied_by_the_worker_shortly_after(
+    start_app: StartApp, db: Database, keys: Secrets, clock: FixedClock, customer: Client, agent: FakeAgent
+) -> None:
+    async with start_app() as running:  # the fast test worker sweeps deferred deliveries at once
+        body = delivery("calendly-invitee-created.json", created_at=FRESH, text_reminder_number="+34600123456")
+        response = await post_delivery(running, keys, clock, body)
+        assert response.status_code == 202 and response.json()["status"] == "received"
+        clock.advance(timedelta(seconds=1))
+        await system_turns(agent, 1)
+    [appointment] = await table(db, "appointments")
+    assert (appointment["source"], appointment["client_id"]) == ("calendly", customer.id)
+    [event] = await table(db, "calendar_events")
+    assert event["status"] == "processed"
