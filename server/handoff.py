@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from core.addresses import as_whatsapp_address, phone_of
 from core.business import Business
 from core.clock import Clock
 from server.outbox import Outbox, current_turn
@@ -14,12 +15,6 @@ from store.conversations import ConversationRepository
 logger = logging.getLogger(__name__)
 
 PAUSED_BY = "assistant:handoff"
-
-
-def whatsapp_address(number: str) -> str:
-    """'+34600...' or 'whatsapp:+34600...' as a WhatsApp address."""
-    number = number.strip()
-    return number if number.startswith("whatsapp:") else f"whatsapp:{number}"
 
 
 class StaffAlertHandoff:
@@ -40,7 +35,7 @@ class StaffAlertHandoff:
         self._outbox = outbox
         self._business = business
         self._clock = clock
-        self._staff = whatsapp_address(staff_number) if staff_number else None
+        self._staff = as_whatsapp_address(staff_number) if staff_number else None
 
     async def hand_off(self, wa_id: str, reason: str) -> None:
         """Pause the assistant for `wa_id` and queue an alert to STAFF_WHATSAPP_NUMBER (if configured)."""
@@ -52,7 +47,7 @@ class StaffAlertHandoff:
         name = client.display_name if client else None
         alert = staff_handoff_alert(wa_id=wa_id, customer_name=name, reason=reason, business=self._business)
         # Staff rarely write to the business number, so outside their 24-hour window the staff-alert template goes.
-        variables = {"1": wa_id.removeprefix("whatsapp:"), "2": name or "", "3": reason}
+        variables = {"1": phone_of(wa_id), "2": name or "", "3": reason}
         # Keyed on the turn like every message the agent sends: a turn re-run after a crash alerts staff once.
         scope = current_turn()
         dedupe_key = scope.next_dedupe_key() if scope is not None and scope.wa_id == wa_id else None

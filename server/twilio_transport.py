@@ -15,6 +15,8 @@ from twilio.http import AsyncHttpClient
 from twilio.http.response import Response as TwilioResponse
 from twilio.rest import Client
 
+from core.addresses import as_whatsapp_address
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
@@ -105,7 +107,7 @@ class TwilioTransport:
         self._client = Client(account_sid, auth_token, http_client=HttpxTwilioHttpClient(http), environment={})
         # The SDK has no constructor argument for the host; the domain's base URL is the documented seam.
         self._client.api.base_url = api_base_url.rstrip("/")
-        self._from = from_number if from_number.startswith("whatsapp:") else f"whatsapp:{from_number}"
+        self._from = as_whatsapp_address(from_number)
         self._status_callback_url = status_callback_url
 
     async def send(self, message: OutgoingMessage) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from core.addresses import phone_of
 from core.business import Business
 from prompts import render, render_localized
 from tools.timeutil import describe_day
@@ -54,7 +55,7 @@ def staff_handoff_alert(*, wa_id: str, customer_name: str | None, reason: str, b
         "messages/staff_handoff",
         business.language,
         wa_id=wa_id,
-        customer=wa_id.removeprefix("whatsapp:"),
+        customer=phone_of(wa_id),
         name=customer_name,
         reason=reason,
     )

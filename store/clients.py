@@ -5,17 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from core.addresses import phone_of
 from store.database import Database
 from store.models import Client
 
 _COLUMNS = (
     "id, wa_id, phone, name, profile_name, email, language, preferences, notes, last_visit_at, created_at, updated_at"
 )
-
-
-def phone_of(wa_id: str) -> str:
-    """The E.164 number of a WhatsApp address ('whatsapp:+34600123456' -> '+34600123456')."""
-    return wa_id.removeprefix("whatsapp:")
 
 
 class ClientRepository:

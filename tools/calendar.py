@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
 
+from core.addresses import phone_of
 from core.business import Service
 from store.models import Appointment
 
@@ -30,7 +31,7 @@ class Customer:
     @property
     def phone(self) -> str:
         """The customer's E.164 number."""
-        return self.wa_id.removeprefix("whatsapp:")
+        return phone_of(self.wa_id)
 
 
 @dataclass(frozen=True)

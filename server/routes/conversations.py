@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
+from core.addresses import parse_whatsapp_address
 from server.deps import Admin, State
 
 router = APIRouter(prefix="/api/conversations", tags=["conversations"])
 
-_NUMBER = re.compile(r"^\+?[1-9]\d{6,14}$")
-
 
 def whatsapp_address(value: str) -> str:
     """Accept 'whatsapp:+34600123456', '+34600123456' or '34600123456' in the path; 400 for anything else."""
-    number = value.strip().removeprefix("whatsapp:")
-    if not _NUMBER.match(number):
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, "not a WhatsApp address or phone number")
-    return "whatsapp:" + (number if number.startswith("+") else f"+{number}")
+    try:
+        return parse_whatsapp_address(value, require_plus=False)
+    except ValueError:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "not a WhatsApp address or phone number") from None
 
 
 WaIdPath = Annotated[str, Path(description="WhatsApp address or E.164 number", max_length=64)]

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
 
+from core.addresses import parse_whatsapp_address
 from core.settings import Settings
 from server.delivery import SERVICE_WINDOW
 from server.deps import Admin, JsonBody, State
 from server.signatures import public_url
 
 router = APIRouter(prefix="/api/whatsapp", tags=["whatsapp admin"])
-
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
 
 class SendRequest(BaseModel):
@@ -28,10 +26,7 @@ class SendRequest(BaseModel):
     @field_validator("to")
     @classmethod
     def _address(cls, value: str) -> str:
-        number = value.strip().removeprefix("whatsapp:").replace(" ", "")
-        if not _E164.match(number):
-            raise ValueError("must be an E.164 phone number such as +34600123456")
-        return f"whatsapp:{number}"
+        return parse_whatsapp_address(value.replace(" ", ""))
 
 
 def mask(value: str | None, *, keep: int = 4) -> str | None:
