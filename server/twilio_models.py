@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from server.sanitize import without_nul
+
+__all__ = ["MAX_MEDIA", "MediaItem", "TwilioInbound", "TwilioStatusCallback", "without_nul"]
+
 MAX_MEDIA = 10  # WhatsApp/Twilio limit per message
-
-
-def without_nul(form: Mapping[str, Any]) -> dict[str, Any]:
-    """The form with NUL characters removed from every name and value.
-
-    Twilio relays whatever the sender typed, and a signed "%00" is genuine; but PostgreSQL text and jsonb cannot
-    hold NUL (psycopg raises DataError), and no reader of a message needs one. Signatures are checked on the
-    untouched form first; this is for what is parsed and stored afterwards.
-    """
-    return {_no_nul(name): _no_nul(value) for name, value in form.items()}
-
-
-def _no_nul(value: Any) -> Any:
-    return value.replace("\x00", "") if isinstance(value, str) else value
 
 
 class MediaItem(BaseModel):

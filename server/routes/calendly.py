@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
@@ -14,35 +14,13 @@ from pydantic import ValidationError
 from server.calendly_models import HANDLED_EVENTS, CalendlyWebhook
 from server.deps import JSON, Admin, State, require_content_type
 from server.http_errors import invalid_fields
+from server.sanitize import TooDeep, without_nul
 from server.signatures import CalendlySignatureError, public_url, verify_calendly_signature
 from tools.calendly.models import CalendlyError, CalendlyRateLimited
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/calendly", tags=["calendly"])
-
-
-# Calendly's bodies nest about six levels; anything far deeper is refused before it reaches code (validation,
-# serialisation for storage) that recurses once per level and could exhaust the stack.
-MAX_JSON_DEPTH = 64
-
-
-class _TooDeep(ValueError):
-    """A JSON body nested deeper than MAX_JSON_DEPTH."""
-
-
-def _without_nul(value: Any, depth: int = 0) -> Any:
-    """`value` (parsed JSON) with NUL characters removed from every string: PostgreSQL's jsonb and text cannot hold
-    "\\u0000" (psycopg raises), and a name or answer loses nothing without one. Raises `_TooDeep`."""
-    if depth > MAX_JSON_DEPTH:
-        raise _TooDeep(f"body nested deeper than {MAX_JSON_DEPTH} levels")
-    if isinstance(value, str):
-        return value.replace("\x00", "")
-    if isinstance(value, list):
-        return [_without_nul(item, depth + 1) for item in value]
-    if isinstance(value, dict):
-        return {_without_nul(key, depth + 1): _without_nul(item, depth + 1) for key, item in value.items()}
-    return value
 
 
 async def verified_calendly_webhook(request: Request, state: State) -> CalendlyWebhook:
@@ -68,13 +46,13 @@ async def verified_calendly_webhook(request: Request, state: State) -> CalendlyW
             logger.warning("calendly webhook refused", extra={"reason": str(exc)})
             raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
     try:
-        webhook = CalendlyWebhook.model_validate(_without_nul(json.loads(raw)))
+        webhook = CalendlyWebhook.model_validate(without_nul(json.loads(raw)))
         if webhook.event in HANDLED_EVENTS:
             webhook.invitee()  # refuse a malformed invitee now, before anything is stored
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         # RecursionError: nesting deeper than the parser itself can recurse (json.loads does not say JSONDecodeError).
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "body is not valid JSON") from None
-    except _TooDeep as exc:
+    except TooDeep as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
     except ValidationError as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"invalid Calendly payload: {invalid_fields(exc)}") from None
