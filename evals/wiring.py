@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from langchain_core.language_models import BaseChatModel
@@ -28,6 +28,7 @@ from store.models import Appointment
 from tools.calendar import Calendar
 from tools.context import Context
 from tools.local_calendar import LocalCalendar
+from tools.timeutil import localize
 from tools.whatsapp import RecordingSender
 
 DATABASE_FILE = "asistente.db"
@@ -111,7 +112,7 @@ async def seed_appointments(wired: Wired, customer: Customer, seeds: Sequence[Se
         service = business.find_service(seed.service)
         if service is None:
             raise ValueError(f"seed {seed.id}: unknown service {seed.service!r}")
-        start = _local(seed.start, business)
+        start = localize(seed.start, business.tz)
         end = start + timedelta(minutes=service.duration_minutes)
         created = await wired.appointments.create(
             client_id=client.id,
@@ -136,7 +137,3 @@ async def seed_appointments(wired: Wired, customer: Customer, seeds: Sequence[Se
         )
         if seed.status == "cancelled":
             await wired.appointments.cancel(seed.id, now=now, reason=seed.cancel_reason)
-
-
-def _local(value: datetime, business: Business) -> datetime:
-    return value.replace(tzinfo=business.tz) if value.tzinfo is None else value.astimezone(business.tz)
