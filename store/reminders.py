@@ -73,13 +73,6 @@ class ReminderRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def for_appointment(self, appointment_id: str) -> list[Reminder]:
-        """An appointment's reminders, earliest first."""
-        rows = await self._db.fetch_all(
-            f"SELECT {_COLUMNS} FROM reminders WHERE appointment_id = :id ORDER BY due_at", {"id": appointment_id}
-        )
-        return [Reminder.model_validate(r) for r in rows]
-
     async def sync(
         self, appointment_id: str, *, due: Mapping[int, datetime], past_offsets: Sequence[int], now: datetime
     ) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import sqlite3
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from store.database import Connection, Database, Dialect, IntegrityConflict, Params, Row, utc_text
+from store.database import Connection, Database, Dialect, IntegrityConflict, Params, Row, to_json_text, utc_text
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -31,7 +30,7 @@ def _adapt(params: Params | None) -> dict[str, object]:
         if isinstance(value, datetime):
             adapted[key] = utc_text(value)
         elif isinstance(value, Mapping | list | tuple) and not isinstance(value, str):
-            adapted[key] = json.dumps(value, ensure_ascii=False, default=str)
+            adapted[key] = to_json_text(value)
         elif isinstance(value, bool):
             adapted[key] = int(value)
         else:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 WEEKDAYS_ES = ("lunes", "martes", "miércoles", "jueves", "viernes", "sábado", "domingo")
@@ -54,11 +54,6 @@ def wall_clock_exists(value: datetime) -> bool:
 def at_local(day: date, clock_time: time, tz: ZoneInfo) -> datetime:
     """The aware moment a wall-clock time happens on a day in `tz`."""
     return datetime.combine(day, clock_time, tzinfo=tz)
-
-
-def day_bounds(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
-    """Local midnight to the next local midnight (23 or 25 hours long on DST days)."""
-    return at_local(day, time(0), tz), at_local(day + timedelta(days=1), time(0), tz)
 
 
 def describe_day(day: date, language: str = "es") -> str:
