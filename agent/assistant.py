@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any, cast
 
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
@@ -17,7 +16,7 @@ from agent.graph import Graph
 from agent.prompting import event_message
 from agent.state import ConversationState
 from agent.tracing import TurnTracer
-from tools.context import Context, TurnKind
+from tools.context import ToolServices, TurnContext, TurnKind
 from tools.results import problem
 
 
@@ -30,29 +29,32 @@ class Assistant:
     """The LangGraph agent behind the `ConversationAgent` protocol the server drives."""
 
     def __init__(
-        self, graph: Graph, base_context: Context, *, prune: bool = True, tracer: TurnTracer | None = None
+        self, graph: Graph, services: ToolServices, *, prune: bool = True, tracer: TurnTracer | None = None
     ) -> None:
-        # base_context carries the shared services; wa_id and profile are filled in per turn.
+        # `services` must be the ones the graph was built with: here they identify the customer for each turn.
         self._graph = graph
-        self._base = base_context
+        self._services = services
         self._prune = prune
         self._tracer = tracer or TurnTracer(None, "asistente")
 
     @property
-    def base_context(self) -> Context:
-        """The shared services every turn's context is built from."""
-        return self._base
+    def graph(self) -> Graph:
+        """The compiled conversation graph."""
+        return self._graph
 
-    async def _context(self, wa_id: str, turn: TurnKind, profile_name: str | None, texts: Sequence[str]) -> Context:
-        base = self._base
-        client = await base.clients.ensure(wa_id, now=base.clock.now(), profile_name=profile_name)
+    @property
+    def services(self) -> ToolServices:
+        """The services the graph's tools use."""
+        return self._services
+
+    async def _context(self, wa_id: str, kind: TurnKind, profile_name: str | None, texts: Sequence[str]) -> TurnContext:
+        services = self._services
+        client = await services.clients.ensure(wa_id, now=services.clock.now(), profile_name=profile_name)
         guessed = guess_language(" ".join(texts)) if texts else None
         if guessed and guessed != client.language:
-            client = await base.clients.update_profile(wa_id, now=base.clock.now(), language=guessed)
-        language = client.language or base.business.language
-        return replace(
-            base, wa_id=wa_id, profile_name=profile_name or client.profile_name, turn=turn, language=language
-        )
+            client = await services.clients.update_profile(wa_id, now=services.clock.now(), language=guessed)
+        language = client.language or services.business.language
+        return TurnContext(wa_id, profile_name or client.profile_name, kind, language)
 
     async def customer_turn(
         self, wa_id: str, messages: Sequence[IncomingText], *, profile_name: str | None = None

@@ -29,11 +29,11 @@ from agent.confirmation import is_clear_yes
 from agent.prompting import dynamic_context, static_prefix
 from agent.state import ConversationState, PendingAction
 from agent.window import compaction, model_window
-from tools.context import Context
+from tools.context import ToolContext, ToolServices, TurnContext
 from tools.registry import ALL_TOOLS, TOOLS_BY_NAME, WRITE_TOOLS
-from tools.results import ToolRefusal, problem
+from tools.results import Refusal, problem
 
-Graph = CompiledStateGraph[ConversationState, Context, Any, Any]
+Graph = CompiledStateGraph[ConversationState, TurnContext, Any, Any]
 
 
 def _last_ai(state: ConversationState) -> AIMessage:
@@ -56,9 +56,13 @@ def _invalid_arguments(call: ToolCall, exc: ValidationError) -> ToolMessage:
 
 
 async def run_tool(
-    call: ToolCall, state: ConversationState, runtime: Runtime[Context], config: RunnableConfig | None = None
+    call: ToolCall,
+    state: ConversationState,
+    runtime: Runtime[TurnContext],
+    services: ToolServices,
+    config: RunnableConfig | None = None,
 ) -> ToolMessage:
-    """Validate a call's arguments against the tool's schema and run it with the turn's context."""
+    """Validate a call's arguments against the tool's schema and run it with this turn and the services."""
     tool = TOOLS_BY_NAME.get(call["name"])
     if tool is None:
         content = problem("unknown_tool", f"There is no tool {call['name']!r}.", tools=sorted(TOOLS_BY_NAME))
@@ -69,7 +73,7 @@ async def run_tool(
         return _invalid_arguments(call, exc)
     tool_runtime = ToolRuntime(
         state=state,
-        context=runtime.context,
+        context=ToolContext(runtime.context, services),
         config=get_config() if config is None else config,
         stream_writer=runtime.stream_writer,
         tool_call_id=call["id"],
@@ -80,13 +84,13 @@ async def run_tool(
     return result
 
 
-async def tools(state: ConversationState, runtime: Runtime[Context]) -> dict[str, Any]:
+async def tools(state: ConversationState, runtime: Runtime[TurnContext], services: ToolServices) -> dict[str, Any]:
     """Run read calls now; the first write call waits for `review`; further writes in the same message go back."""
     results: list[ToolMessage] = []
     write_seen = False
     for call in _unanswered(state):
         if call["name"] not in WRITE_TOOLS:
-            results.append(await run_tool(call, state, runtime))
+            results.append(await run_tool(call, state, runtime, services))
         elif write_seen:
             content = problem(
                 "one_change_at_a_time", "Only one change can be confirmed at a time; call it again afterwards."
@@ -97,21 +101,23 @@ async def tools(state: ConversationState, runtime: Runtime[Context]) -> dict[str
     return {"messages": results}
 
 
-async def review(state: ConversationState, runtime: Runtime[Context]) -> dict[str, Any]:
+async def review(state: ConversationState, runtime: Runtime[TurnContext], services: ToolServices) -> dict[str, Any]:
     """Validate the write call and render its confirmation question; an invalid call goes back to the model."""
     call = _unanswered(state)[0]
     write = WRITE_TOOLS[call["name"]]
     try:
         args = write.tool.tool_call_schema.model_validate(call["args"]).model_dump()  # type: ignore[union-attr]
-        question = await write.confirm(runtime.context, args)
+        question = await write.confirm(ToolContext(runtime.context, services), args)
     except ValidationError as exc:
         return {"messages": [_invalid_arguments(call, exc)]}
-    except ToolRefusal as refusal:
+    except Refusal as refusal:
         return {"messages": [ToolMessage(content=refusal.result(), tool_call_id=call["id"], name=call["name"])]}
     return {"pending": PendingAction(tool_call=dict(call), question=question)}
 
 
-async def await_confirmation(state: ConversationState, runtime: Runtime[Context]) -> dict[str, Any]:
+async def await_confirmation(
+    state: ConversationState, runtime: Runtime[TurnContext], services: ToolServices
+) -> dict[str, Any]:
     """Pause until the customer answers the question; only a clear yes executes the write."""
     pending = state.get("pending")
     assert pending is not None
@@ -120,7 +126,7 @@ async def await_confirmation(state: ConversationState, runtime: Runtime[Context]
     answer: dict[str, Any] = interrupt({"question": pending["question"], "tool": call["name"]})
     text = str(answer.get("text", ""))
     if is_clear_yes(text, answer.get("button_payload")):
-        result = await run_tool(call, state, runtime)
+        result = await run_tool(call, state, runtime, services)
     else:
         content = problem(
             "not_confirmed",
@@ -151,22 +157,37 @@ def after_review(state: ConversationState) -> Literal["await_confirmation", "age
     return "await_confirmation" if state.get("pending") else "agent"
 
 
-def build_graph(model: BaseChatModel, checkpointer: BaseCheckpointSaver[Any] | None = None) -> Graph:
-    """Compile the conversation graph around a tool-calling chat model."""
+def build_graph(
+    model: BaseChatModel, services: ToolServices, checkpointer: BaseCheckpointSaver[Any] | None = None
+) -> Graph:
+    """Compile the conversation graph around a tool-calling chat model and the services its tools use.
+
+    The run context is a `TurnContext` (who the customer is, from the channel); the services are bound here.
+    """
     bound = model.bind_tools(list(ALL_TOOLS))
 
-    async def agent(state: ConversationState, runtime: Runtime[Context]) -> dict[str, Any]:
+    async def agent(state: ConversationState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
         """Ask the model: static prefix, this turn's context, then the recent history."""
-        ctx = runtime.context
         window = model_window(state.get("messages", []))
-        prompt: list[AnyMessage] = [static_prefix(ctx.business), await dynamic_context(ctx), *window]
+        turn_context = await dynamic_context(ToolContext(runtime.context, services))
+        prompt: list[AnyMessage] = [static_prefix(services.business), turn_context, *window]
         return {"messages": [await bound.ainvoke(prompt)]}
 
-    builder = StateGraph(ConversationState, context_schema=Context)
+    # The remaining nodes are module-level functions (testable alone) given the services here.
+    async def run_tools(state: ConversationState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
+        return await tools(state, runtime, services)
+
+    async def review_write(state: ConversationState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
+        return await review(state, runtime, services)
+
+    async def confirm_write(state: ConversationState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
+        return await await_confirmation(state, runtime, services)
+
+    builder = StateGraph(ConversationState, context_schema=TurnContext)
     builder.add_node("agent", agent)
-    builder.add_node("tools", tools)
-    builder.add_node("review", review)
-    builder.add_node("await_confirmation", await_confirmation)
+    builder.add_node("tools", run_tools)
+    builder.add_node("review", review_write)
+    builder.add_node("await_confirmation", confirm_write)
     builder.add_node("compact", compact)
     builder.add_edge(START, "agent")
     builder.add_conditional_edges("agent", after_agent)

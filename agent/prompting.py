@@ -7,10 +7,10 @@ from datetime import timedelta
 from langchain_core.messages import SystemMessage
 
 from core.business import WEEKDAYS, Business
+from core.timeutil import WEEKDAYS_ES, describe_day, describe_moment
 from prompts import render
-from tools.context import Context
+from tools.context import ToolContext
 from tools.profile import client_snapshot
-from tools.timeutil import WEEKDAYS_ES, describe_day, describe_moment
 
 _RELATIVE_DAYS = ("hoy", "mañana", "pasado mañana")
 
@@ -47,9 +47,9 @@ def _render_prefix(business: Business) -> SystemMessage:
     return SystemMessage(content=text, id="static-prefix")
 
 
-async def dynamic_context(ctx: Context) -> SystemMessage:
+async def dynamic_context(ctx: ToolContext) -> SystemMessage:
     """Now, the next days spelled out (so 'mañana' resolves right, DST included), and who the customer is."""
-    now = ctx.clock.now().astimezone(ctx.business.tz)
+    now = ctx.services.clock.now().astimezone(ctx.services.business.tz)
     today = now.date()
     upcoming = []
     for offset in range(8):
@@ -60,11 +60,11 @@ async def dynamic_context(ctx: Context) -> SystemMessage:
         "context.md.j2",
         now_description=describe_moment(now),
         now_iso=now.replace(tzinfo=None).isoformat(timespec="minutes"),
-        timezone=ctx.business.timezone,
+        timezone=ctx.services.business.timezone,
         upcoming_days=upcoming,
         client=await client_snapshot(ctx),
-        language=ctx.language,
-        turn=ctx.turn,
+        language=ctx.turn.language,
+        turn=ctx.turn.kind,
     )
     return SystemMessage(content=text, id="turn-context")
 

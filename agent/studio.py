@@ -1,15 +1,36 @@
-"""Entry point for LangGraph Studio / `langgraph dev` (see langgraph.json): the graph with the configured model.
+"""Entry point for LangGraph Studio / `langgraph dev` (see langgraph.json): the graph on the configured model,
+the configured database and the local calendar; WhatsApp messages are only logged.
 
-The platform supplies the checkpointer; the run context (customer, calendar, store) must be passed by the caller.
+The platform supplies the checkpointer. The run context is a `TurnContext` given as JSON, e.g.
+`{"wa_id": "whatsapp:+34600123456", "language": "es"}`; run `asistente db migrate` first.
 """
 
 from __future__ import annotations
 
 from agent.graph import Graph, build_graph
 from agent.model import build_chat_model
-from core.settings import get_settings
+from booking.local_calendar import LocalCalendar
+from core.business import load_business
+from core.clock import SystemClock
+from core.settings import Settings, get_settings
+from store import open_database
+from store.appointments import AppointmentRepository
+from store.clients import ClientRepository
+from tools.context import ToolServices
+from tools.whatsapp import RecordingSender
+
+
+def studio_services(settings: Settings) -> ToolServices:
+    """The services a Studio session runs on: the configured database and business, the local calendar."""
+    business = load_business(settings.business_config)
+    clock = SystemClock()
+    db = open_database(settings.database_url)  # connects on first use
+    appointments = AppointmentRepository(db)
+    calendar = LocalCalendar(business, appointments, clock)
+    return ToolServices(business, clock, calendar, ClientRepository(db), appointments, RecordingSender())
 
 
 def make_graph() -> Graph:
-    """Build the conversation graph around the model from settings."""
-    return build_graph(build_chat_model(get_settings()))
+    """Build the conversation graph around the model and services from settings."""
+    settings = get_settings()
+    return build_graph(build_chat_model(settings), studio_services(settings))

@@ -21,6 +21,7 @@ from agent.assistant import Assistant
 from agent.checkpointer import open_checkpointer
 from agent.graph import build_graph
 from agent.window import STORED_WINDOW_TURNS
+from booking.local_calendar import LocalCalendar
 from core.business import load_business
 from core.clock import FixedClock
 from store import open_database
@@ -28,8 +29,7 @@ from store.appointments import AppointmentRepository
 from store.clients import ClientRepository
 from store.migrate import migrate
 from tests.scripted_model import ScriptedChatModel, call, says, uses
-from tools.context import Context
-from tools.local_calendar import LocalCalendar
+from tools.context import ToolServices
 from tools.whatsapp import RecordingSender
 
 TURN_P95_TARGET_MS = 30.0
@@ -101,16 +101,9 @@ async def _drive(*, trace_memory: bool) -> Result:
         if trace_memory:
             tracemalloc.start()
         async with open_checkpointer(db) as saver:
-            base = Context(
-                wa_id="",
-                business=business,
-                clock=clock,
-                calendar=LocalCalendar(business, appointments, clock),
-                clients=ClientRepository(db),
-                appointments=appointments,
-                sender=RecordingSender(),
-            )
-            assistant = Assistant(build_graph(model, saver), base)
+            calendar = LocalCalendar(business, appointments, clock)
+            services = ToolServices(business, clock, calendar, ClientRepository(db), appointments, RecordingSender())
+            assistant = Assistant(build_graph(model, services, saver), services)
             for turn in range(TURNS_PER_CUSTOMER):
                 for customer in range(CUSTOMERS):
                     model.extend(

@@ -20,6 +20,7 @@ from twilio.request_validator import RequestValidator
 from core.business import load_business
 from core.settings import Settings
 from server.app import create_app
+from server.wiring import Overrides
 from store import open_database
 from store.migrate import migrate
 
@@ -79,7 +80,8 @@ async def run() -> Result:
             public_base_url=PUBLIC_BASE,
             rate_limit_per_minute=10_000,
         )
-        app = create_app(settings, business=load_business(Path("business.yaml")), db=db, run_worker=False)
+        overrides = Overrides(business=load_business(Path("business.yaml")), db=db)
+        app = create_app(settings, overrides, with_agent=False, run_worker=False)
         validator = RequestValidator(token)
         durations: list[float] = []
         async with LifespanManager(app) as manager:

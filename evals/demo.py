@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from core.timeutil import describe_moment
 from evals.dataset import CONVERSATIONS_DIR, load_conversation
 from evals.session import ConversationRun, TurnRecord, run_conversation
 from tools.registry import WRITE_TOOLS
-from tools.timeutil import describe_moment
 
 DEMO_CONVERSATION = "demo_booking_es"
 _NAME_WIDTH = 11

@@ -17,18 +17,18 @@ from langchain_core.language_models import BaseChatModel
 from agent.assistant import Assistant
 from agent.checkpointer import open_checkpointer
 from agent.graph import Graph, build_graph
+from booking.calendar import Calendar
+from booking.local_calendar import LocalCalendar
 from core.business import Business, example_business_text, parse_business
 from core.clock import Clock
+from core.timeutil import localize
 from evals.dataset import Customer, SeedAppointment
 from store import Database, open_database
 from store.appointments import AppointmentRepository, slot_starts
 from store.clients import ClientRepository
 from store.migrate import migrate
 from store.models import Appointment
-from tools.calendar import Calendar
-from tools.context import Context
-from tools.local_calendar import LocalCalendar
-from tools.timeutil import localize
+from tools.context import ToolServices
 from tools.whatsapp import RecordingSender
 
 DATABASE_FILE = "asistente.db"
@@ -88,19 +88,11 @@ async def wire_assistant(
     appointments = AppointmentRepository(db)
     clients = ClientRepository(db)
     sender = sender or RecordingSender()
+    calendar = calendar or LocalCalendar(business, appointments, clock)
+    services = ToolServices(business, clock, calendar, clients, appointments, sender)
     async with open_checkpointer(db) as saver:
-        graph = build_graph(model, saver)
-        base = Context(
-            wa_id="",
-            business=business,
-            clock=clock,
-            calendar=calendar or LocalCalendar(business, appointments, clock),
-            clients=clients,
-            appointments=appointments,
-            sender=sender,
-            language=business.language,
-        )
-        yield Wired(Assistant(graph, base), graph, db, business, clock, sender, appointments, clients)
+        graph = build_graph(model, services, saver)
+        yield Wired(Assistant(graph, services), graph, db, business, clock, sender, appointments, clients)
 
 
 async def seed_appointments(wired: Wired, customer: Customer, seeds: Sequence[SeedAppointment]) -> None:

@@ -1,4 +1,4 @@
-"""The FastAPI application factory. Clients (database, HTTP) are created and closed in the lifespan."""
+"""The FastAPI application factory. Services are opened in the lifespan (see `server.wiring`) and closed with it."""
 
 from __future__ import annotations
 
@@ -6,79 +6,43 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
 from fastapi import FastAPI
 
-from agent.api import ConversationAgent
-from core.business import Business, load_business
-from core.clock import Clock, SystemClock
 from core.settings import Settings, get_settings
-from server.http_errors import BodyLimitMiddleware, RequestMetricsMiddleware, install_error_handlers
-from server.metrics import ServerMetrics
+from server.http.errors import BodyLimitMiddleware, RequestMetricsMiddleware, install_error_handlers
+from server.http.routes import calendly, conversations, system, whatsapp_admin, whatsapp_webhooks
+from server.ops.metrics import ServerMetrics
 from server.options import ServerOptions
-from server.routes import calendly, conversations, system, whatsapp_admin, whatsapp_webhooks
-from server.runtime import open_runtime
-from server.services import AgentProvider
-from server.state import CalendlySync
-from server.twilio_transport import MessageTransport
-from store.database import Database
+from server.wiring import Overrides, open_services
 
 logger = logging.getLogger(__name__)
 
 
 def create_app(
     settings: Settings | None = None,
+    overrides: Overrides | None = None,
     *,
-    business: Business | None = None,
-    agent: ConversationAgent | None = None,
-    agent_provider: AgentProvider | None = None,
-    db: Database | None = None,
-    clock: Clock | None = None,
-    options: ServerOptions | None = None,
-    twilio_http_transport: httpx.AsyncBaseTransport | None = None,
-    probe_http_transport: httpx.AsyncBaseTransport | None = None,
-    message_transport: MessageTransport | None = None,
-    calendly_sync: CalendlySync | None = None,
+    with_agent: bool = True,
     run_worker: bool = True,
 ) -> FastAPI:
-    """Build the app.
-
-    Everything external is injectable: the agent (or a provider opening one with the outbox sender and the
-    reminder scheduler), the database (opened from DATABASE_URL and closed by the app when not given), the clock,
-    the HTTP transports used for Twilio and for health probes (tests point them at local doubles), or a whole
-    message transport. With `run_worker` the background worker runs inside the app's event loop.
-    """
+    """Build the app: webhooks, admin API, health and metrics, with the worker running in the app's event loop
+    unless `run_worker` is off. Without `with_agent`, messages are stored and not answered here."""
     settings = settings or get_settings()
-    options = options or ServerOptions()
-    business = business or load_business(settings.business_config)
-    clock = clock or SystemClock()
-    metrics = ServerMetrics()
+    overrides = overrides or Overrides()
+    options = overrides.options or ServerOptions()
+    metrics = ServerMetrics()  # before the lifespan: the middleware counts every request
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_runtime(
-            settings,
-            options=options,
-            business=business,
-            clock=clock,
-            metrics=metrics,
-            db=db,
-            agent=agent,
-            agent_provider=agent_provider,
-            twilio_http_transport=twilio_http_transport,
-            probe_http_transport=probe_http_transport,
-            message_transport=message_transport,
-            calendly_sync=calendly_sync,
-        ) as services:
-            app.state.server = services.state
+        async with open_services(settings, overrides, with_agent=with_agent, metrics=metrics) as services:
             app.state.services = services
             if run_worker:
                 services.worker.start()
-            logger.info("server started", extra={"worker": run_worker, "transport": services.state.transport_name})
+            logger.info("server started", extra={"worker": run_worker, "transport": services.transport_name})
             try:
                 yield
             finally:
-                app.state.server = None
+                app.state.services = None
                 await services.worker.stop()
 
     app = FastAPI(title="Asistente", version="0.1.0", lifespan=lifespan)

@@ -10,8 +10,8 @@ from datetime import datetime
 
 from core.addresses import phone_of
 from core.business import Business
+from core.timeutil import describe_day
 from prompts import render, render_localized
-from tools.timeutil import describe_day
 
 
 def local_when(start: datetime, business: Business) -> str:

@@ -1,4 +1,4 @@
-"""The one database interface the repositories use, and the factory choosing SQLite or PostgreSQL.
+"""The one database interface the repositories use (`store.engines` opens SQLite or PostgreSQL behind it).
 
 Queries are written once, in the SQL both engines share, with `:name` parameters. Each implementation adapts
 parameter style and value types (datetimes, JSON, booleans) so repositories never branch on the engine, except
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import abc
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -124,29 +124,3 @@ def parse_datetime(value: object) -> datetime | None:
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     parsed = datetime.fromisoformat(str(value))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def open_database(url: str, *, open_timeout: float = 10.0) -> Database:
-    """A `Database` for a `sqlite:///path` or `postgresql://...` URL. Call `await db.close()` when done.
-
-    `open_timeout` bounds how long a PostgreSQL pool keeps trying to connect before giving up.
-    """
-    if url.startswith("sqlite://"):
-        from store.sqlite import SqliteDatabase
-
-        return SqliteDatabase(url)
-    if url.startswith(("postgresql://", "postgres://")):
-        from store.postgres import PostgresDatabase
-
-        return PostgresDatabase(url, open_timeout=open_timeout)
-    raise ValueError(f"unsupported DATABASE_URL scheme: {url.split(':', 1)[0]!r}")
-
-
-@asynccontextmanager
-async def opened(url: str) -> AsyncIterator[Database]:
-    """Open a database for the duration of a block."""
-    db = open_database(url)
-    try:
-        yield db
-    finally:
-        await db.close()

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from cli.main import app
 from core.settings import get_settings
-from server.cli import app
 
 COMPLETION = {
     "id": "chatcmpl-local-1",

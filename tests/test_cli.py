@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from cli.main import app
 from core.settings import get_settings
-from server.cli import app
 from store import Dialect, open_database
 from store.migrate import applied_versions, load_migrations
 

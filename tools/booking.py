@@ -9,44 +9,44 @@ from langchain_core.tools import tool
 from langgraph.prebuilt import ToolRuntime
 from pydantic import Field
 
+from booking.calendar import BookingRequest, CalendarProblem, Customer
+from booking.validation import SlotChoice, calendar_refusal, validate_email, validate_slot
+from core.timeutil import describe_day
 from prompts import render_localized
-from tools.calendar import BookingRequest, CalendarProblem, Customer
-from tools.context import Context
-from tools.results import ToolRefusal, ok
-from tools.timeutil import describe_day
-from tools.validation import SlotChoice, calendar_refusal, validate_email, validate_slot
+from tools.context import ToolContext
+from tools.results import Refusal, ok
 
 
 async def _validate(
-    ctx: Context, service: str, start_time: datetime, customer_email: str | None
+    ctx: ToolContext, service: str, start_time: datetime, customer_email: str | None
 ) -> tuple[SlotChoice, str | None]:
-    choice = await validate_slot(ctx, service, start_time)
+    choice = await validate_slot(ctx.services, service, start_time, language=ctx.turn.language)
     email = validate_email(customer_email)
     if email is None:
-        client = await ctx.clients.get(ctx.wa_id)
+        client = await ctx.services.clients.get(ctx.turn.wa_id)
         email = client.email if client else None
-    if ctx.calendar.kind == "calendly" and email is None:
-        raise ToolRefusal(
+    if ctx.services.calendar.kind == "calendly" and email is None:
+        raise Refusal(
             "needs_email",
             "The booking system needs the customer's email once (it is remembered). Ask for it, then book again.",
         )
     return choice, email
 
 
-async def confirm_booking(ctx: Context, args: dict[str, object]) -> str:
+async def confirm_booking(ctx: ToolContext, args: dict[str, object]) -> str:
     """Validate a `book_appointment` call and render the question the customer must answer with a yes."""
     choice, _ = await _validate(
         ctx, str(args["service"]), _as_datetime(args["start_time"]), _opt(args.get("customer_email"))
     )
     return render_localized(
         "confirm/book",
-        ctx.language,
+        ctx.turn.language,
         service=choice.service.name,
-        day=describe_day(choice.start.date(), ctx.language),
+        day=describe_day(choice.start.date(), ctx.turn.language),
         time=f"{choice.start:%H:%M}",
         duration=choice.service.duration_minutes,
         price=choice.service.price_eur,
-        address=ctx.business.address,
+        address=ctx.services.business.address,
     )
 
 
@@ -56,7 +56,7 @@ async def book_appointment(
     start_time: Annotated[
         datetime, Field(description="Local start time in the business timezone, ISO 8601 without offset.")
     ],
-    runtime: ToolRuntime[Context],
+    runtime: ToolRuntime[ToolContext],
     customer_name: Annotated[str | None, Field(description="Name to book under, if the customer gave one.")] = None,
     customer_email: Annotated[str | None, Field(description="Customer's email, if they gave one.")] = None,
     notes: Annotated[str | None, Field(description="Anything the stylist should know.")] = None,
@@ -69,29 +69,31 @@ async def book_appointment(
     ctx = runtime.context
     # The same confirmed call never books twice, even if this node runs again after a crash. Look it up before
     # validating: once booked, the slot is (rightly) no longer free.
-    key = f"{ctx.wa_id}:{runtime.tool_call_id}"
-    appointment = await ctx.appointments.by_idempotency_key(key)
+    key = f"{ctx.turn.wa_id}:{runtime.tool_call_id}"
+    appointment = await ctx.services.appointments.by_idempotency_key(key)
     if appointment is None:
         try:
             choice, email = await _validate(ctx, service, start_time, customer_email)
-        except ToolRefusal as refusal:
+        except Refusal as refusal:
             return refusal.result()
-        client = await ctx.clients.update_profile(ctx.wa_id, now=ctx.clock.now(), name=customer_name, email=email)
-        customer = Customer(ctx.wa_id, client.id, client.display_name, email)
+        client = await ctx.services.clients.update_profile(
+            ctx.turn.wa_id, now=ctx.services.clock.now(), name=customer_name, email=email
+        )
+        customer = Customer(ctx.turn.wa_id, client.id, client.display_name, email)
         try:
-            appointment = await ctx.calendar.book(
+            appointment = await ctx.services.calendar.book(
                 BookingRequest(choice.service, choice.start, customer, notes=notes, idempotency_key=key)
             )
         except CalendarProblem as exc:
-            return await calendar_refusal(ctx, exc, choice.service, choice.start)
-        await ctx.notify_changed(appointment)
-    local = appointment.start_at.astimezone(ctx.business.tz)
+            return await calendar_refusal(ctx.services, exc, choice.service, choice.start, ctx.turn.language)
+        await ctx.services.notify_changed(appointment)
+    local = appointment.start_at.astimezone(ctx.services.business.tz)
     return ok(
         status="booked",
         appointment_id=appointment.id,
         service=appointment.service,
         start_time=local.replace(tzinfo=None).isoformat(timespec="minutes"),
-        day=describe_day(local.date(), ctx.language),
+        day=describe_day(local.date(), ctx.turn.language),
         price_eur=str(appointment.price_eur) if appointment.price_eur is not None else None,
     )
 

@@ -9,42 +9,42 @@ from langchain_core.tools import tool
 from langgraph.prebuilt import ToolRuntime
 from pydantic import Field
 
+from booking.calendar import CalendarProblem
+from booking.validation import SlotChoice, calendar_refusal, check_policy, own_appointment, validate_slot
+from core.timeutil import describe_day
 from prompts import render_localized
 from store.models import Appointment
-from tools.calendar import CalendarProblem
-from tools.context import Context
-from tools.results import ToolRefusal, ok
-from tools.timeutil import describe_day
-from tools.validation import SlotChoice, calendar_refusal, check_policy, own_appointment, validate_slot
+from tools.context import ToolContext
+from tools.results import Refusal, ok
 
 
-def _local(ctx: Context, appointment: Appointment) -> datetime:
-    return appointment.start_at.astimezone(ctx.business.tz)
+def _local(ctx: ToolContext, appointment: Appointment) -> datetime:
+    return appointment.start_at.astimezone(ctx.services.business.tz)
 
 
-async def _changed(ctx: Context, status: str, appointment: Appointment) -> str:
+async def _changed(ctx: ToolContext, status: str, appointment: Appointment) -> str:
     """Tell the observer (reminders follow the appointment), then report the change to the model."""
-    await ctx.notify_changed(appointment)
+    await ctx.services.notify_changed(appointment)
     start = _local(ctx, appointment)
     return ok(
         status=status,
         appointment_id=appointment.id,
         service=appointment.service,
-        day=describe_day(start.date(), ctx.language),
+        day=describe_day(start.date(), ctx.turn.language),
         time=f"{start:%H:%M}",
     )
 
 
-async def confirm_cancellation(ctx: Context, args: dict[str, object]) -> str:
+async def confirm_cancellation(ctx: ToolContext, args: dict[str, object]) -> str:
     """Validate a `cancel_appointment` call and render the question the customer must answer with a yes."""
-    appointment, _ = await own_appointment(ctx, str(args["appointment_id"]))
-    check_policy(ctx, appointment)
+    appointment, _ = await own_appointment(ctx.services, ctx.turn.wa_id, str(args["appointment_id"]))
+    check_policy(ctx.services, appointment)
     start = _local(ctx, appointment)
     return render_localized(
         "confirm/cancel",
-        ctx.language,
+        ctx.turn.language,
         service=appointment.service,
-        day=describe_day(start.date(), ctx.language),
+        day=describe_day(start.date(), ctx.turn.language),
         time=f"{start:%H:%M}",
     )
 
@@ -54,7 +54,7 @@ async def cancel_appointment(
     appointment_id: Annotated[
         str, Field(description="Id of one of this customer's appointments (from lookup_client).")
     ],
-    runtime: ToolRuntime[Context],
+    runtime: ToolRuntime[ToolContext],
     reason: Annotated[str | None, Field(description="Why, if the customer said.")] = None,
 ) -> str:
     """Cancel one of the customer's upcoming appointments.
@@ -64,26 +64,30 @@ async def cancel_appointment(
     """
     ctx = runtime.context
     try:
-        appointment, _ = await own_appointment(ctx, appointment_id)
-        check_policy(ctx, appointment)
-        cancelled = await ctx.calendar.cancel(appointment, reason)
-    except ToolRefusal as refusal:
+        appointment, _ = await own_appointment(ctx.services, ctx.turn.wa_id, appointment_id)
+        check_policy(ctx.services, appointment)
+        cancelled = await ctx.services.calendar.cancel(appointment, reason)
+    except Refusal as refusal:
         return refusal.result()
     except CalendarProblem as exc:
-        return ToolRefusal(exc.code, exc.message, **exc.details).result()
+        return Refusal(exc.code, exc.message, **exc.details).result()
     return await _changed(ctx, "cancelled", cancelled)
 
 
-async def _validate_move(ctx: Context, appointment_id: str, new_start_time: datetime) -> tuple[Appointment, SlotChoice]:
-    appointment, _ = await own_appointment(ctx, appointment_id)
-    check_policy(ctx, appointment)
-    choice = await validate_slot(ctx, appointment.service, new_start_time, moving=appointment)
+async def _validate_move(
+    ctx: ToolContext, appointment_id: str, new_start_time: datetime
+) -> tuple[Appointment, SlotChoice]:
+    appointment, _ = await own_appointment(ctx.services, ctx.turn.wa_id, appointment_id)
+    check_policy(ctx.services, appointment)
+    choice = await validate_slot(
+        ctx.services, appointment.service, new_start_time, moving=appointment, language=ctx.turn.language
+    )
     if choice.start == appointment.start_at:
-        raise ToolRefusal("same_time", "The appointment is already at that time.")
+        raise Refusal("same_time", "The appointment is already at that time.")
     return appointment, choice
 
 
-async def confirm_reschedule(ctx: Context, args: dict[str, object]) -> str:
+async def confirm_reschedule(ctx: ToolContext, args: dict[str, object]) -> str:
     """Validate a `reschedule_appointment` call and render the question the customer must answer with a yes."""
     new_start = args["new_start_time"]
     appointment, choice = await _validate_move(
@@ -94,11 +98,11 @@ async def confirm_reschedule(ctx: Context, args: dict[str, object]) -> str:
     old = _local(ctx, appointment)
     return render_localized(
         "confirm/reschedule",
-        ctx.language,
+        ctx.turn.language,
         service=appointment.service,
-        old_day=describe_day(old.date(), ctx.language),
+        old_day=describe_day(old.date(), ctx.turn.language),
         old_time=f"{old:%H:%M}",
-        day=describe_day(choice.start.date(), ctx.language),
+        day=describe_day(choice.start.date(), ctx.turn.language),
         time=f"{choice.start:%H:%M}",
     )
 
@@ -111,7 +115,7 @@ async def reschedule_appointment(
     new_start_time: Annotated[
         datetime, Field(description="New local start time in the business timezone, ISO 8601 without offset.")
     ],
-    runtime: ToolRuntime[Context],
+    runtime: ToolRuntime[ToolContext],
 ) -> str:
     """Move one of the customer's upcoming appointments to a new free start time (same service).
 
@@ -120,10 +124,10 @@ async def reschedule_appointment(
     ctx = runtime.context
     try:
         appointment, choice = await _validate_move(ctx, appointment_id, new_start_time)
-    except ToolRefusal as refusal:
+    except Refusal as refusal:
         return refusal.result()
     try:
-        moved = await ctx.calendar.reschedule(appointment, choice.service, choice.start)
+        moved = await ctx.services.calendar.reschedule(appointment, choice.service, choice.start)
     except CalendarProblem as exc:
-        return await calendar_refusal(ctx, exc, choice.service, choice.start)
+        return await calendar_refusal(ctx.services, exc, choice.service, choice.start, ctx.turn.language)
     return await _changed(ctx, "rescheduled", moved)

@@ -1,16 +1,21 @@
-"""The per-turn dependencies every tool receives through `ToolRuntime[Context]`."""
+"""What a tool knows: this turn (who, in which language, what kind of turn) and the process-wide services.
+
+`TurnContext` is the graph's run context: small, serialisable (LangGraph Studio passes it as JSON), built per turn
+from the channel, never from the model. `ToolServices` are built once per process. A tool receives both as
+`ToolContext` through `ToolRuntime`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
+from booking.calendar import Calendar
 from core.business import Business
 from core.clock import Clock
 from store.appointments import AppointmentRepository
 from store.clients import ClientRepository
 from store.models import Appointment
-from tools.calendar import Calendar
 from tools.whatsapp import MessageSender
 
 TurnKind = Literal["customer", "system"]
@@ -35,19 +40,25 @@ class StaffHandoff(Protocol):
 
 
 @dataclass(frozen=True)
-class Context:
-    """Who the customer is (from the channel, never from the model) and the services a turn may use."""
+class TurnContext:
+    """Who this turn is for and how to speak to them; the identity comes from the channel."""
 
     wa_id: str
+    profile_name: str | None = None
+    kind: TurnKind = "customer"
+    language: str = "es"
+
+
+@dataclass(frozen=True)
+class ToolServices:
+    """The services every turn shares: the business, the clock, the calendar, the records and the sender."""
+
     business: Business
     clock: Clock
     calendar: Calendar
     clients: ClientRepository
     appointments: AppointmentRepository
     sender: MessageSender
-    profile_name: str | None = None
-    turn: TurnKind = "customer"
-    language: str = "es"
     observer: AppointmentObserver | None = None
     handoff: StaffHandoff | None = None
 
@@ -55,3 +66,11 @@ class Context:
         """Tell the observer, if any, that an appointment changed."""
         if self.observer is not None:
             await self.observer.appointment_changed(appointment)
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """What a tool receives as `runtime.context`: this turn, and the services."""
+
+    turn: TurnContext
+    services: ToolServices

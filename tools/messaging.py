@@ -8,8 +8,8 @@ from langchain_core.tools import tool
 from langgraph.prebuilt import ToolRuntime
 from pydantic import Field
 
-from tools.context import Context
-from tools.results import ToolRefusal, ok
+from tools.context import ToolContext
+from tools.results import Refusal, ok
 
 MAX_MESSAGE_CHARS = 4000
 
@@ -17,7 +17,7 @@ MAX_MESSAGE_CHARS = 4000
 @tool
 async def send_whatsapp(
     message: Annotated[str, Field(description="The text to send, in the customer's language.")],
-    runtime: ToolRuntime[Context],
+    runtime: ToolRuntime[ToolContext],
 ) -> str:
     """Send a WhatsApp message to the customer in this chat, right now.
 
@@ -27,17 +27,17 @@ async def send_whatsapp(
     ctx = runtime.context
     text = message.strip()
     if not text:
-        return ToolRefusal("empty_message", "The message is empty; write the text to send.").result()
+        return Refusal("empty_message", "The message is empty; write the text to send.").result()
     if len(text) > MAX_MESSAGE_CHARS:
-        return ToolRefusal("too_long", f"Keep it under {MAX_MESSAGE_CHARS} characters.").result()
-    await ctx.sender.send(ctx.wa_id, text, kind="system" if ctx.turn == "system" else "reply")
+        return Refusal("too_long", f"Keep it under {MAX_MESSAGE_CHARS} characters.").result()
+    await ctx.services.sender.send(ctx.turn.wa_id, text, kind="system" if ctx.turn.kind == "system" else "reply")
     return ok(status="queued")
 
 
 @tool
 async def handoff_to_staff(
     reason: Annotated[str, Field(description="What the customer needs, in one sentence, for the staff.")],
-    runtime: ToolRuntime[Context],
+    runtime: ToolRuntime[ToolContext],
 ) -> str:
     """Pass the conversation to a person at the salon.
 
@@ -46,12 +46,12 @@ async def handoff_to_staff(
     from the team will write soon.
     """
     ctx = runtime.context
-    if ctx.handoff is None:
-        return ToolRefusal(
+    if ctx.services.handoff is None:
+        return Refusal(
             "no_staff_channel",
             "No staff channel is configured. Give the customer the salon's phone number instead.",
-            business_phone=ctx.business.phone,
+            business_phone=ctx.services.business.phone,
         ).result()
     reason = reason.strip() or "The customer asked for a person."
-    await ctx.handoff.hand_off(ctx.wa_id, reason)
+    await ctx.services.handoff.hand_off(ctx.turn.wa_id, reason)
     return ok(status="handed_off", note="The assistant is paused for this customer until staff resume it.")

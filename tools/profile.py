@@ -8,24 +8,26 @@ from langchain_core.tools import tool
 from langgraph.prebuilt import ToolRuntime
 from pydantic import Field
 
-from tools.context import Context
-from tools.results import ToolRefusal, ok
-from tools.timeutil import describe_day
-from tools.validation import validate_email
+from booking.validation import validate_email
+from core.timeutil import describe_day
+from tools.context import ToolContext
+from tools.results import Refusal, ok
 
 
-async def client_snapshot(ctx: Context) -> dict[str, object]:
+async def client_snapshot(ctx: ToolContext) -> dict[str, object]:
     """Profile and upcoming appointments of the customer in the channel (also shown to the model every turn)."""
-    client = await ctx.clients.get(ctx.wa_id)
+    client = await ctx.services.clients.get(ctx.turn.wa_id)
     if client is None:
-        return {"known": False, "whatsapp_name": ctx.profile_name, "upcoming_appointments": []}
-    upcoming = await ctx.appointments.for_client(client.id, after=ctx.clock.now())
-    last_visit = client.last_visit_at or await ctx.appointments.last_visit(client.id, before=ctx.clock.now())
-    tz = ctx.business.tz
+        return {"known": False, "whatsapp_name": ctx.turn.profile_name, "upcoming_appointments": []}
+    upcoming = await ctx.services.appointments.for_client(client.id, after=ctx.services.clock.now())
+    last_visit = client.last_visit_at or await ctx.services.appointments.last_visit(
+        client.id, before=ctx.services.clock.now()
+    )
+    tz = ctx.services.business.tz
     return {
         "known": True,
         "name": client.name,
-        "whatsapp_name": client.profile_name or ctx.profile_name,
+        "whatsapp_name": client.profile_name or ctx.turn.profile_name,
         "email": client.email,
         "language": client.language,
         "preferences": client.preferences,
@@ -35,7 +37,7 @@ async def client_snapshot(ctx: Context) -> dict[str, object]:
                 "appointment_id": a.id,
                 "service": a.service,
                 "start_time": a.start_at.astimezone(tz).replace(tzinfo=None).isoformat(timespec="minutes"),
-                "day": describe_day(a.start_at.astimezone(tz).date(), ctx.language),
+                "day": describe_day(a.start_at.astimezone(tz).date(), ctx.turn.language),
             }
             for a in upcoming
         ],
@@ -44,7 +46,7 @@ async def client_snapshot(ctx: Context) -> dict[str, object]:
 
 @tool
 async def remember_client_details(
-    runtime: ToolRuntime[Context],
+    runtime: ToolRuntime[ToolContext],
     name: Annotated[str | None, Field(description="The name the customer wants to be called.")] = None,
     email: Annotated[str | None, Field(description="The customer's email address.")] = None,
     preference: Annotated[
@@ -58,20 +60,24 @@ async def remember_client_details(
     ctx = runtime.context
     try:
         checked_email = validate_email(email)
-    except ToolRefusal as refusal:
+    except Refusal as refusal:
         return refusal.result()
-    current = await ctx.clients.get(ctx.wa_id)
+    current = await ctx.services.clients.get(ctx.turn.wa_id)
     notes = list(current.preferences.get("notes", [])) if current else []
     if preference and preference.strip() and preference.strip() not in notes:
         notes = [*notes, preference.strip()][-10:]  # a short list: the newest ten preferences
-    client = await ctx.clients.update_profile(
-        ctx.wa_id, now=ctx.clock.now(), name=name, email=checked_email, preferences={"notes": notes} if notes else None
+    client = await ctx.services.clients.update_profile(
+        ctx.turn.wa_id,
+        now=ctx.services.clock.now(),
+        name=name,
+        email=checked_email,
+        preferences={"notes": notes} if notes else None,
     )
     return ok(status="saved", name=client.name, email=client.email, preferences=client.preferences)
 
 
 @tool
-async def lookup_client(runtime: ToolRuntime[Context]) -> str:
+async def lookup_client(runtime: ToolRuntime[ToolContext]) -> str:
     """Look up the customer writing in this chat: name, email, preferences and upcoming appointments (with ids).
 
     Use it before cancelling or moving an appointment, to get the right appointment id.

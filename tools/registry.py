@@ -10,12 +10,12 @@ from langchain_core.tools import BaseTool
 from tools.availability import check_availability
 from tools.booking import book_appointment, confirm_booking
 from tools.changes import cancel_appointment, confirm_cancellation, confirm_reschedule, reschedule_appointment
-from tools.context import Context
+from tools.context import ToolContext
 from tools.messaging import handoff_to_staff, send_whatsapp
 from tools.profile import lookup_client, remember_client_details
 
 # Validates a write call and renders the confirmation question; raises ToolRefusal when the call is invalid.
-Confirmer = Callable[[Context, dict[str, object]], Awaitable[str]]
+Confirmer = Callable[[ToolContext, dict[str, object]], Awaitable[str]]
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,12 @@ from agent.api import IncomingText, TurnResult
 from agent.assistant import Assistant, thread_config
 from agent.checkpointer import open_checkpointer
 from agent.graph import Graph, build_graph
+from booking.calendar import Calendar
+from booking.local_calendar import LocalCalendar
 from core.business import Business
 from core.clock import FixedClock
+from integrations.calendly.calendar import CalendlyCalendar
+from integrations.calendly.client import CalendlyClient
 from store import Database
 from store.appointments import AppointmentRepository
 from store.clients import ClientRepository
@@ -38,11 +42,7 @@ from tests.calendly.conftest import (
     play,
 )
 from tests.scripted_model import ScriptedChatModel
-from tools.calendar import Calendar
-from tools.calendly.calendar import CalendlyCalendar
-from tools.calendly.client import CalendlyClient
-from tools.context import Context
-from tools.local_calendar import LocalCalendar
+from tools.context import ToolServices
 from tools.whatsapp import RecordingSender
 
 MADRID = ZoneInfo("Europe/Madrid")
@@ -134,19 +134,10 @@ async def make_harness(
     sender = RecordingSender()
     observer = RecordingObserver()
     async with open_checkpointer(db) as saver:
-        graph = build_graph(model, saver)
-        base = Context(
-            wa_id="",
-            business=business,
-            clock=clock,
-            calendar=calendar,
-            clients=clients,
-            appointments=appointments,
-            sender=sender,
-            observer=observer,
-        )
+        services = ToolServices(business, clock, calendar, clients, appointments, sender, observer=observer)
+        graph = build_graph(model, services, saver)
         yield Harness(
-            Assistant(graph, base),
+            Assistant(graph, services),
             model,
             graph,
             db,

@@ -9,7 +9,6 @@ Where the calendars legitimately differ, the helpers below branch on `h.calendar
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,6 +19,7 @@ from store.appointments import slot_starts
 from tests.agent.conftest import CUSTOMER, OTHER, Harness, madrid
 from tests.calendly.conftest import EVENT_URI, INVITEE_URI
 from tests.scripted_model import call, says, uses
+from tools.context import TurnContext
 
 # The Calendly event of the other customer's appointment (never sent to Calendly: the refusal comes first).
 OTHERS_EVENT_URI = "https://api.calendly.com/scheduled_events/OOOOOOOOOOOOOOOO"
@@ -316,7 +316,7 @@ async def test_confirmed_action_is_idempotent(scenario: Harness) -> None:
     pending_call = state["pending"]["tool_call"]
     await h.say("sí")
     # Replaying the same confirmed call (e.g. the node re-run after a crash) finds the booking already made.
-    runtime = Runtime(context=replace(h.assistant.base_context, wa_id=CUSTOMER))
-    again = await run_tool(pending_call, state, runtime, {})
+    runtime = Runtime(context=TurnContext(wa_id=CUSTOMER))
+    again = await run_tool(pending_call, state, runtime, h.assistant.services, {})
     assert json.loads(str(again.content))["appointment_id"] == (await h.confirmed())[0].id
     assert len(await h.confirmed()) == 1

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from agent.api import IncomingText
 from agent.assistant import Assistant
+from agent.graph import build_graph
 from tests.agent.conftest import CUSTOMER, Harness
 from tests.scripted_model import call, says, uses
 
@@ -23,7 +24,8 @@ class RecordingHandoff:
 
 async def test_customer_asking_for_a_person_is_handed_to_staff(harness: Harness) -> None:
     handoff = RecordingHandoff()
-    assistant = Assistant(harness.graph, replace(harness.assistant.base_context, handoff=handoff))
+    services = replace(harness.assistant.services, handoff=handoff)
+    assistant = Assistant(build_graph(harness.model, services, harness.graph.checkpointer), services)
     harness.model.extend(
         uses(call("handoff_to_staff", reason="Quiere hablar con una persona sobre una queja del último tinte.")),
         says("Te paso con el equipo del salón; te escribirán enseguida."),

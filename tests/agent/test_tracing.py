@@ -45,7 +45,7 @@ async def test_turn_is_traced_with_the_thread_id(harness: Harness) -> None:
     # Mounted after construction so it replaces the client's own transport: nothing leaves the process.
     client.session.mount("http://", adapter)
     tracer = TurnTracer(client, "asistente-tests")
-    assistant = Assistant(harness.graph, harness.assistant.base_context, tracer=tracer)
+    assistant = Assistant(harness.graph, harness.assistant.services, tracer=tracer)
     harness.model.extend(says("¡Hola!"))
     await assistant.customer_turn(CUSTOMER, [IncomingText(body="hola")], profile_name=None)
     tracer.flush()

@@ -24,7 +24,7 @@ import vcr
 from vcr.cassette import Cassette
 
 from core.clock import FixedClock
-from tools.calendly.client import CalendlyClient
+from integrations.calendly.client import CalendlyClient
 
 # The public payload shapes the cassettes were written from: tests/fixtures is the repository's copy of
 # ../shared/fixtures.

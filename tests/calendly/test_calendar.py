@@ -11,17 +11,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from booking.calendar import BookingRequest, CalendarProblem, Customer
 from core.business import Business, Service
 from core.clock import FixedClock
+from integrations.calendly.calendar import CalendlyCalendar
+from integrations.calendly.client import CalendlyClient
+from integrations.calendly.models import CalendlyApiError
 from store import Database, open_database
 from store.appointments import AppointmentRepository
 from store.clients import ClientRepository
 from store.models import Appointment
 from tests.calendly.conftest import EVENT_URI, INVITEE_URI, NOW, USER_URI, SentRequests, play
-from tools.calendar import BookingRequest, CalendarProblem, Customer
-from tools.calendly.calendar import CalendlyCalendar
-from tools.calendly.client import CalendlyClient
-from tools.calendly.models import CalendlyApiError
 
 MADRID = ZoneInfo("Europe/Madrid")
 WA_ID = "whatsapp:+34600123456"

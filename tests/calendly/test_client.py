@@ -11,6 +11,13 @@ import httpx
 import pytest
 import yaml
 
+from integrations.calendly.client import CalendlyClient
+from integrations.calendly.models import (
+    CalendlyRateLimited,
+    CalendlyUnavailable,
+    Location,
+    QuestionAndAnswer,
+)
 from tests.calendly.conftest import (
     BASE_URL,
     CASSETTES,
@@ -22,13 +29,6 @@ from tests.calendly.conftest import (
     SentRequests,
     fixture_json,
     play,
-)
-from tools.calendly.client import CalendlyClient
-from tools.calendly.models import (
-    CalendlyRateLimited,
-    CalendlyUnavailable,
-    Location,
-    QuestionAndAnswer,
 )
 
 ORGANIZATION_URI = "https://api.calendly.com/organizations/OOOOOOOOOOOOOOOO"

@@ -12,13 +12,13 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from cli.main import app
 from core.settings import Settings, get_settings
 from evals.dataset import Conversation, conversation_names, load_conversations
 from evals.evaluators import ConfirmationBeforeWrite, EvaluationResult, detect_language
 from evals.replay import CassetteNotFullyPlayed, model_cassette
 from evals.runner import CaseReport, SuiteReport, format_report, run_case
 from evals.session import run_conversation
-from server.cli import app
 from store import open_database
 from store.clients import ClientRepository
 

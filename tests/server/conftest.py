@@ -19,7 +19,7 @@ from core.clock import FixedClock
 from core.settings import Settings
 from server.app import create_app
 from server.options import ServerOptions
-from server.services import Services
+from server.wiring import Overrides, Services
 from store import Database
 from tests.server.helpers import PUBLIC_BASE, FakeAgent, TwilioDouble
 
@@ -132,23 +132,25 @@ def start_app(
     business: Business,
     probes: ProbeDouble,
 ) -> StartApp:
-    """Start an app (worker included unless `run_worker=False`); keyword arguments override create_app's."""
+    """Start an app (worker included unless `run_worker=False`); other keywords replace fields of `Overrides`
+    (`agent=None` with a `model` runs the real assistant around that model; `agent=None` alone, no agent)."""
 
     @asynccontextmanager
     async def start(**overrides: Any) -> AsyncIterator[RunningApp]:
-        kwargs: dict[str, Any] = {
+        fields: dict[str, Any] = {
             "business": business,
             "agent": agent,
             "db": db,
             "clock": clock,
             "options": FAST,
-            "twilio_http_transport": twilio.transport,
-            "probe_http_transport": httpx.MockTransport(probes.handle),
-            "run_worker": True,
+            "twilio_http": twilio.transport,
+            "probe_http": httpx.MockTransport(probes.handle),
         }
         settings = overrides.pop("settings", None) or make_settings()
-        kwargs.update(overrides)
-        app = create_app(settings, **kwargs)
+        run_worker = overrides.pop("run_worker", True)
+        fields.update(overrides)
+        with_agent = fields["agent"] is not None or fields.get("model") is not None
+        app = create_app(settings, Overrides(**fields), with_agent=with_agent, run_worker=run_worker)
         async with (
             LifespanManager(app) as manager,
             httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url=PUBLIC_BASE) as client,

@@ -16,7 +16,7 @@ import httpx
 from twilio.request_validator import RequestValidator
 
 from agent.api import IncomingText, TurnResult
-from server.signatures import calendly_signature
+from integrations.calendly.signature import calendly_signature
 from store import Database
 from tests.conftest import FIXTURES
 from tools.whatsapp import MessageSender

@@ -12,7 +12,7 @@ import pytest
 
 from core.clock import FixedClock
 from core.settings import Settings
-from server.auth import mint_admin_token
+from server.http.auth import mint_admin_token
 from store import Database
 from store.appointments import AppointmentRepository
 from store.clients import ClientRepository
@@ -112,7 +112,7 @@ async def test_config_masks_secrets(server: RunningApp, admin: dict[str, str], k
 async def test_send_queues_an_admin_message_that_the_worker_delivers(
     server: RunningApp, admin: dict[str, str], db: Database, clock: FixedClock, twilio: TwilioDouble
 ) -> None:
-    await server.services.state.conversations.record_inbound(CUSTOMER, at=clock.now())
+    await server.services.conversations.record_inbound(CUSTOMER, at=clock.now())
     response = await server.client.post(
         "/api/whatsapp/send", json={"to": "+34600123456", "message": "Te llamamos ahora"}, headers=admin
     )
@@ -149,7 +149,7 @@ async def test_stats_count_messages_latency_bookings_and_errors(
         calendar="local",
         now=clock.now(),
     )
-    await server.services.state.outbox.enqueue("whatsapp:+34699999999", "fuera de ventana", kind="reply")
+    await server.services.outbox.enqueue("whatsapp:+34699999999", "fuera de ventana", kind="reply")
 
     async def undeliverable() -> bool:
         rows = await db.fetch_all("SELECT status FROM outbox WHERE wa_id = 'whatsapp:+34699999999'")
@@ -171,7 +171,7 @@ async def test_stats_count_twilio_failures_apart_from_messages_held_back_by_the_
 ) -> None:
     twilio.script = [400]  # the reply is refused by Twilio (21211, invalid number)
     await post_signed(server.client, keys.twilio_token, "/webhook/whatsapp", inbound_form("SMs2", "hola"))
-    await server.services.state.outbox.enqueue("whatsapp:+34699999999", "fuera de ventana", kind="reply")
+    await server.services.outbox.enqueue("whatsapp:+34699999999", "fuera de ventana", kind="reply")
     rows = await outbox_settled(db, 2)
     assert sorted(r["status"] for r in rows) == ["failed", "undeliverable"]
 
@@ -288,10 +288,10 @@ async def test_public_health_never_shows_account_sid_host_or_user(
         raise OSError(f'connection to server at "{secret_host}" (10.0.0.5), port 5432 failed: user "{secret_user}"')
 
     settings = make_settings(twilio_account_sid=sid, calendly_access_token="cal-token")
-    async with start_app(settings=settings, probe_http_transport=httpx.MockTransport(refuse)) as running:
+    async with start_app(settings=settings, probe_http=httpx.MockTransport(refuse)) as running:
         db.ping = unreachable  # type: ignore[method-assign]
         bodies = [(await running.client.get(path)).text for path in PUBLIC_HEALTH]
-        report = await running.services.state.health.report()
+        report = await running.services.health.report()
 
     for body in bodies:
         assert sid not in body and secret_host not in body and secret_user not in body and "10.0.0.5" not in body

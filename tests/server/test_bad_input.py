@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from core.clock import FixedClock
-from server.auth import mint_admin_token
+from server.http.auth import mint_admin_token
 from store import Database
 from store.database import parse_json
 from tests.server.conftest import RunningApp, Secrets, StartApp

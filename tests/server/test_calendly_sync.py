@@ -14,8 +14,8 @@ import pytest
 
 from core.clock import FixedClock
 from core.settings import Settings
-from server.auth import mint_admin_token
-from server.calendly_sync import CalendlySyncer
+from server.calendar_sync.sync import CalendlySyncer
+from server.http.auth import mint_admin_token
 from store import Database
 from store.appointments import AppointmentRepository
 from store.clients import ClientRepository
@@ -107,7 +107,7 @@ async def test_sync_mirrors_new_bookings_with_their_customers_and_a_second_sync_
     clients = ClientRepository(db)
     luis = await clients.ensure("whatsapp:+34611222333", now=now)
     eva = await clients.update_profile("whatsapp:+34622333444", now=now, email="eva.martin@example.com")
-    assert isinstance(app.services.state.calendly_sync, CalendlySyncer)
+    assert isinstance(app.services.calendly_sync, CalendlySyncer)
 
     with play("sync_mirrors_new_bookings", ignore_hosts=APP_HOSTS):
         first = await sync(app, admin)

@@ -352,7 +352,7 @@ async def test_a_fresh_booking_that_is_the_agents_own_is_not_announced_twice(
         assert await table(db, "appointments") == []  # deferred, nothing mirrored yet
         await stored_appointment(db, clock.now(), customer, source="agent")  # the agent's write lands
         clock.advance(timedelta(seconds=1))
-        applied = await running.services.state.calendly.retry_unfinished(
+        applied = await running.services.calendly.retry_unfinished(
             older_than=timedelta(0), give_up_after=timedelta(days=1)
         )
         assert applied == 1

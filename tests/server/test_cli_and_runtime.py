@@ -11,12 +11,11 @@ import pytest
 from langchain_core.messages import AIMessage
 from typer.testing import CliRunner
 
+from cli.main import app
 from core.clock import SystemClock
 from core.settings import Settings, get_settings
-from server.agent_runtime import assistant_provider
-from server.auth import verify_admin_token
-from server.calendly_subscribe import SubscriptionError, subscribe_webhook
-from server.cli import app
+from integrations.calendly.subscription import SubscriptionError, subscribe_webhook
+from server.http.auth import verify_admin_token
 from store import Database
 from tests.scripted_model import ScriptedChatModel
 from tests.server.conftest import Secrets, StartApp
@@ -118,7 +117,7 @@ async def test_real_assistant_answers_through_the_server(
 ) -> None:
     """Webhook -> worker -> LangGraph Assistant (scripted model) -> outbox -> Twilio double."""
     model = ScriptedChatModel(script=[AIMessage(content="¡Hola! ¿Qué servicio quieres reservar?")])
-    async with start_app(agent=None, agent_provider=assistant_provider(model=model)) as running:
+    async with start_app(agent=None, model=model) as running:
         form = inbound_form("SMa", "hola")
         response = await post_signed(running.client, keys.twilio_token, "/webhook/whatsapp", form)
         assert response.status_code == 200
@@ -149,7 +148,7 @@ async def test_handoff_alerts_staff_and_pauses_the_assistant(
         ]
     )
     settings = make_settings(staff_whatsapp_number="+34911000000", twilio_template_staff_alert_sid="HX" + "5" * 32)
-    async with start_app(agent=None, agent_provider=assistant_provider(model=model), settings=settings) as running:
+    async with start_app(agent=None, model=model, settings=settings) as running:
         first = inbound_form("SMh1", "quiero hablar con una persona")
         assert (await post_signed(running.client, keys.twilio_token, "/webhook/whatsapp", first)).status_code == 200
         await outbox_settled(db, 2, within=10)  # the staff alert and the customer's reply

@@ -35,7 +35,7 @@ settled = outbox_settled
 
 
 async def open_window(running: RunningApp, clock: FixedClock, *, ago: timedelta = timedelta(0)) -> None:
-    await running.services.state.conversations.record_inbound(CUSTOMER, at=clock.now() - ago)
+    await running.services.conversations.record_inbound(CUSTOMER, at=clock.now() - ago)
 
 
 async def test_twilio_500_twice_then_201_is_delivered_once_with_attempts_recorded(
@@ -60,9 +60,9 @@ async def test_network_errors_are_retried(
             raise httpx.ConnectError("connection refused", request=request)
         return twilio.transport.handle_request(request)  # type: ignore[return-value]
 
-    async with start_app(twilio_http_transport=httpx.MockTransport(flaky)) as running:
+    async with start_app(twilio_http=httpx.MockTransport(flaky)) as running:
         await open_window(running, clock)
-        await running.services.state.outbox.enqueue(CUSTOMER, "Tu cita está confirmada", kind="confirmation")
+        await running.services.outbox.enqueue(CUSTOMER, "Tu cita está confirmada", kind="confirmation")
         rows = await settled(db)
     assert [(r["status"], r["attempts"]) for r in rows] == [("sent", 2)]
 
@@ -72,7 +72,7 @@ async def test_refusal_is_final_and_recorded_with_twilios_error_code(
 ) -> None:
     twilio.script = [400]
     await open_window(server, clock)
-    await server.services.state.outbox.enqueue(CUSTOMER, "hola", kind="reply")
+    await server.services.outbox.enqueue(CUSTOMER, "hola", kind="reply")
 
     rows = await settled(db)
     assert [(r["status"], r["attempts"], r["error_code"]) for r in rows] == [("failed", 1, "21211")]
@@ -87,7 +87,7 @@ async def test_retries_stop_after_the_last_attempt(
     options = ServerOptions(**{**FAST.__dict__, "delivery_max_attempts": 3})
     async with start_app(options=options) as running:
         await open_window(running, clock)
-        await running.services.state.outbox.enqueue(CUSTOMER, "hola", kind="reply")
+        await running.services.outbox.enqueue(CUSTOMER, "hola", kind="reply")
         rows = await settled(db)
     assert [(r["status"], r["attempts"]) for r in rows] == [("failed", 3)]
     assert len(twilio.messages()) == 3
@@ -100,7 +100,7 @@ async def test_backoff_delays_the_next_attempt(
     options = ServerOptions(**{**FAST.__dict__, "delivery_backoff_seconds": 30.0})
     async with start_app(options=options) as running:
         await open_window(running, clock)
-        await running.services.state.outbox.enqueue(CUSTOMER, "hola", kind="reply")
+        await running.services.outbox.enqueue(CUSTOMER, "hola", kind="reply")
 
         async def retry_scheduled() -> bool:
             rows = await outbox_rows(db)
@@ -109,7 +109,7 @@ async def test_backoff_delays_the_next_attempt(
         await wait_until(retry_scheduled)
         assert len(twilio.messages()) == 1  # not due yet: the clock stands still
         clock.advance(timedelta(seconds=31))
-        running.services.state.outbox.notify()
+        running.services.outbox.notify()
         rows = await settled(db)
     assert [(r["status"], r["attempts"]) for r in rows] == [("sent", 2)]
 
@@ -125,7 +125,7 @@ async def test_outside_the_window_a_template_is_sent_with_its_variables(
     async with start_app(settings=settings) as running:
         await open_window(running, clock, ago=timedelta(hours=30))
         variables = {"1": "Ana", "2": "Corte", "3": "01/12/2026", "4": "10:30"}
-        await running.services.state.outbox.enqueue(
+        await running.services.outbox.enqueue(
             CUSTOMER, "Te recordamos tu cita", kind="reminder", template_variables=variables
         )
         rows = await settled(db)
@@ -141,8 +141,8 @@ async def test_outside_the_window_free_text_or_a_kind_without_template_is_undeli
     server: RunningApp, db: Database, clock: FixedClock, twilio: TwilioDouble
 ) -> None:
     await open_window(server, clock, ago=timedelta(hours=25))
-    await server.services.state.outbox.enqueue(CUSTOMER, "¿Sigues ahí?", kind="reply")
-    await server.services.state.outbox.enqueue(CUSTOMER, "Cita cancelada", kind="cancellation")
+    await server.services.outbox.enqueue(CUSTOMER, "¿Sigues ahí?", kind="reply")
+    await server.services.outbox.enqueue(CUSTOMER, "Cita cancelada", kind="cancellation")
 
     rows = await settled(db, 2)
     assert [(r["status"], r["attempts"]) for r in rows] == [("undeliverable", 0), ("undeliverable", 0)]
@@ -168,7 +168,7 @@ async def test_status_callback_records_63016_failure(
     server: RunningApp, db: Database, clock: FixedClock, keys: Secrets
 ) -> None:
     await open_window(server, clock)
-    await server.services.state.outbox.enqueue(CUSTOMER, "hola", kind="reply")
+    await server.services.outbox.enqueue(CUSTOMER, "hola", kind="reply")
     rows = await settled(db)
     form = dict(parse_qsl(fixture_text("twilio-status-callback-failed.form")))
     form["MessageSid"] = form["SmsSid"] = rows[0]["twilio_sid"]
@@ -185,7 +185,7 @@ async def test_status_callbacks_never_move_a_status_backwards(
     server: RunningApp, db: Database, clock: FixedClock, keys: Secrets
 ) -> None:
     await open_window(server, clock)
-    await server.services.state.outbox.enqueue(CUSTOMER, "hola", kind="reply")
+    await server.services.outbox.enqueue(CUSTOMER, "hola", kind="reply")
     sid = (await settled(db))[0]["twilio_sid"]
     for status in ("read", "delivered", "sent"):
         form = {"MessageSid": sid, "MessageStatus": status, "To": CUSTOMER, "AccountSid": "AC1"}
@@ -211,9 +211,7 @@ async def test_outside_the_window_a_split_message_goes_as_one_template(
     async with start_app(settings=settings) as running:
         await open_window(running, clock, ago=timedelta(hours=30))
         body = ("Tu cita está confirmada. " * 128).strip()  # 3,199 characters: more than one WhatsApp message
-        ids = await running.services.state.outbox.enqueue(
-            CUSTOMER, body, kind="confirmation", template_variables=BOOKING
-        )
+        ids = await running.services.outbox.enqueue(CUSTOMER, body, kind="confirmation", template_variables=BOOKING)
         assert len(ids) >= 2
         rows = await settled(db, len(ids))
     sent = twilio.messages()
@@ -235,7 +233,7 @@ async def test_outside_the_window_a_turns_second_message_of_a_kind_is_covered_by
     settings = make_settings(twilio_template_confirmation_sid=CONFIRMATION_TEMPLATE)
     async with start_app(settings=settings) as running:
         await open_window(running, clock, ago=timedelta(hours=30))
-        outbox = running.services.state.outbox
+        outbox = running.services.outbox
         # A system turn sends one message, it is delivered, then the agent sends another of the same kind.
         await outbox.enqueue(CUSTOMER, "Cita confirmada", kind="confirmation", template_variables=BOOKING)
         await settled(db)
@@ -257,7 +255,7 @@ async def test_outside_the_window_the_same_template_hours_later_is_sent_again(
     settings = make_settings(twilio_template_reminder_sid="HX0000000000000000000000000000remi")
     async with start_app(settings=settings) as running:
         await open_window(running, clock, ago=timedelta(hours=30))
-        outbox = running.services.state.outbox
+        outbox = running.services.outbox
         await outbox.enqueue(CUSTOMER, "Mañana tienes cita", kind="reminder", template_variables=BOOKING)
         await settled(db)
         clock.advance(timedelta(hours=22))  # the next reminder of the same appointment
@@ -279,9 +277,7 @@ async def test_outside_the_window_a_template_refused_for_good_fails_its_whole_gr
     async with start_app(settings=settings) as running:
         await open_window(running, clock, ago=timedelta(hours=30))
         body = ("Tu cita está confirmada. " * 128).strip()
-        ids = await running.services.state.outbox.enqueue(
-            CUSTOMER, body, kind="confirmation", template_variables=BOOKING
-        )
+        ids = await running.services.outbox.enqueue(CUSTOMER, body, kind="confirmation", template_variables=BOOKING)
         rows = await settled(db, len(ids))
     assert len(twilio.messages()) == 1
     assert [(r["status"], r["error_code"]) for r in rows] == [("failed", "21211")] * len(ids)
@@ -306,10 +302,10 @@ async def test_status_callback_before_the_sid_is_recorded_is_applied_when_it_is(
             callbacks.append(posted.status_code)
         return response
 
-    async with start_app(twilio_http_transport=httpx.MockTransport(racing)) as running:
+    async with start_app(twilio_http=httpx.MockTransport(racing)) as running:
         app.append(running)
         await open_window(running, clock)
-        await running.services.state.outbox.enqueue(CUSTOMER, "hola", kind="reply")
+        await running.services.outbox.enqueue(CUSTOMER, "hola", kind="reply")
 
         async def failed() -> bool:
             # Not `settled`: the row is 'sent' for a moment before the kept callback is applied.

@@ -11,8 +11,8 @@ from typing import Any
 from core.business import Business
 from core.clock import FixedClock
 from core.settings import Settings
-from server.metrics import ServerMetrics
-from server.reminders import ReminderDispatcher, ReminderScheduler
+from server.ops.metrics import ServerMetrics
+from server.pipeline.reminders import ReminderDispatcher, ReminderScheduler
 from store import Database, open_database
 from store.appointments import AppointmentRepository
 from store.clients import ClientRepository

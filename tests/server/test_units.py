@@ -8,17 +8,13 @@ from urllib.parse import parse_qsl
 import pytest
 
 from core.business import Business
-from server.auth import InvalidToken, mint_admin_token, verify_admin_token
-from server.calendly_models import CalendlyWebhook, QuestionAnswer, event_uri_of_invitee
-from server.signatures import (
-    CalendlySignatureError,
-    calendly_signature,
-    public_url,
-    twilio_signature_valid,
-    verify_calendly_signature,
-)
-from server.splitting import split_message
-from server.twilio_models import TwilioInbound, TwilioStatusCallback, without_nul
+from core.urls import public_url
+from integrations.calendly.signature import CalendlySignatureError, calendly_signature, verify_calendly_signature
+from integrations.calendly.webhook_models import CalendlyWebhook, QuestionAnswer, event_uri_of_invitee
+from integrations.twilio.models import TwilioInbound, TwilioStatusCallback, without_nul
+from integrations.twilio.signature import twilio_signature_valid
+from integrations.twilio.splitting import split_message
+from server.http.auth import InvalidToken, mint_admin_token, verify_admin_token
 from server.wording import local_when, template_variables
 from tests.server.helpers import fixture_json, fixture_text
 

@@ -188,7 +188,7 @@ async def test_sender_over_the_rate_limit_is_stored_not_processed_and_notified_o
 async def test_paused_conversation_stores_messages_without_answering(
     server: RunningApp, db: Database, keys: Secrets, agent: FakeAgent, twilio: TwilioDouble
 ) -> None:
-    state = server.services.state
+    state = server.services
     await state.conversations.set_paused(CUSTOMER, paused=True, by="ana", now=state.clock.now())
     response = await post_signed(server.client, keys.twilio_token, "/webhook/whatsapp", inbound_form("SMp", "hola?"))
     assert response.status_code == 200

@@ -14,10 +14,10 @@ import pytest
 from agent.api import IncomingText, TurnResult
 from core.clock import FixedClock
 from prompts import render_localized
-from server.metrics import ServerMetrics
+from server.ops.metrics import ServerMetrics
 from server.options import ServerOptions
-from server.outbox import Outbox, OutboxSender
-from server.turns import TURN_MAX_ATTEMPTS, TURN_RETRY_BACKOFF, ConversationRunner
+from server.pipeline.outbox import Outbox, OutboxSender
+from server.pipeline.turns import TURN_MAX_ATTEMPTS, TURN_RETRY_BACKOFF, ConversationRunner
 from store import Database, open_database
 from store.conversations import ConversationRepository, LeaseLost
 from store.inbound import InboundRepository

@@ -1,0 +1,19 @@
+"""Calendly API v2: the HTTP client and the calendar built on it."""
+
+from integrations.calendly.calendar import CalendlyCalendar
+from integrations.calendly.client import CalendlyClient
+from integrations.calendly.models import (
+    CalendlyApiError,
+    CalendlyError,
+    CalendlyRateLimited,
+    CalendlyUnavailable,
+)
+
+__all__ = [
+    "CalendlyApiError",
+    "CalendlyCalendar",
+    "CalendlyClient",
+    "CalendlyError",
+    "CalendlyRateLimited",
+    "CalendlyUnavailable",
+]

@@ -1,0 +1,25 @@
+"""Service-level endpoints: overall health and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+
+from server.http.deps import AppServices
+from server.ops.health import DEPENDENCIES
+from server.ops.metrics import CONTENT_TYPE
+
+router = APIRouter(tags=["system"])
+
+
+@router.get("/health")
+async def health(services: AppServices) -> JSONResponse:
+    """Every dependency (database, OpenAI, Twilio, Calendly), cached briefly; 503 only when the database fails."""
+    code, body = (await services.health.report()).view(DEPENDENCIES)
+    return JSONResponse(body, status_code=code)
+
+
+@router.get("/metrics")
+async def metrics(services: AppServices) -> Response:
+    """Prometheus text exposition of this app's registry."""
+    return Response(content=services.metrics.render(), media_type=CONTENT_TYPE)

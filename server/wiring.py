@@ -1,0 +1,325 @@
+"""The composition root: settings in, every service of a server or worker process out, closed in reverse order.
+
+Nothing else builds services. Tests and benchmarks replace parts through one `Overrides` object; whatever it leaves
+empty is built from settings (the database from DATABASE_URL, the calendar, Twilio or the log transport, OpenAI).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import httpx
+from langchain_core.language_models import BaseChatModel
+
+from agent.api import ConversationAgent
+from agent.assistant import Assistant
+from agent.checkpointer import open_checkpointer
+from agent.graph import build_graph
+from agent.model import build_chat_model
+from agent.tracing import TurnTracer
+from booking.calendar import Calendar
+from booking.local_calendar import LocalCalendar
+from core.business import Business, load_business
+from core.clock import Clock, SystemClock
+from core.settings import Settings
+from core.urls import public_url
+from integrations.calendly import CalendlyCalendar, CalendlyClient
+from integrations.twilio.transport import DEFAULT_TIMEOUT_SECONDS, LogTransport, MessageTransport, TwilioTransport
+from server.calendar_sync.events import CalendlyEventProcessor
+from server.calendar_sync.sync import CalendlySyncer
+from server.ops.health import HealthChecker
+from server.ops.metrics import ServerMetrics
+from server.ops.stats import StatsService
+from server.options import ServerOptions
+from server.pipeline.delivery import Delivery, templates_from
+from server.pipeline.handoff import StaffAlertHandoff
+from server.pipeline.intake import InboundIntake
+from server.pipeline.outbox import Outbox, OutboxSender
+from server.pipeline.reminders import ReminderDispatcher, ReminderScheduler
+from server.pipeline.turns import ConversationRunner
+from server.pipeline.wakeup import Wakeup
+from server.pipeline.worker import Worker, worker_id
+from store.appointments import AppointmentRepository
+from store.calendar_events import CalendarEventRepository
+from store.clients import ClientRepository
+from store.conversations import ConversationRepository
+from store.database import Database
+from store.engines import open_database
+from store.inbound import InboundRepository
+from store.outbox import OutboxRepository
+from store.reminders import ReminderRepository
+from store.system_events import SystemEventRepository
+from tools.context import ToolServices
+
+PROBE_TIMEOUT_SECONDS = 5.0
+_LOCAL_HOSTS = {"localhost", "127.0.0.1", "0.0.0.0", "::1"}  # noqa: S104 - host names compared, nothing bound
+
+# Pulls bookings from Calendly into `appointments`; returns a summary (POST /api/calendly/sync).
+CalendlySync = Callable[[], Awaitable[Mapping[str, object]]]
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """What a test or benchmark puts in place of what settings would build; `None` means "build it"."""
+
+    business: Business | None = None
+    db: Database | None = None  # owned by the caller: not closed here
+    clock: Clock | None = None
+    options: ServerOptions | None = None
+    agent: ConversationAgent | None = None  # a ready-made agent instead of the LangGraph assistant
+    model: BaseChatModel | None = None  # the assistant around this model instead of the configured one
+    twilio_http: httpx.AsyncBaseTransport | None = None
+    probe_http: httpx.AsyncBaseTransport | None = None
+    calendly_http: httpx.AsyncBaseTransport | None = None
+    message_transport: MessageTransport | None = None
+    calendly_sync: CalendlySync | None = None
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything one server or worker process runs on (request handlers take what they need from it)."""
+
+    settings: Settings
+    options: ServerOptions
+    business: Business
+    db: Database
+    clock: Clock
+    metrics: ServerMetrics
+    intake: InboundIntake
+    outbox: Outbox
+    sender: OutboxSender
+    reminders: ReminderScheduler
+    calendly: CalendlyEventProcessor
+    calendly_sync: CalendlySync | None
+    health: HealthChecker
+    stats: StatsService
+    transport_name: str
+    worker: Worker
+    inbound: InboundRepository
+    conversations: ConversationRepository
+    outbox_messages: OutboxRepository
+    system_events: SystemEventRepository
+    calendar_events: CalendarEventRepository
+    appointments: AppointmentRepository
+
+
+def build_transport(settings: Settings, http: httpx.AsyncClient) -> MessageTransport:
+    """Twilio when configured, otherwise the log sender (embedded default)."""
+    if not settings.twilio_enabled:
+        return LogTransport()
+    assert settings.twilio_account_sid is not None and settings.twilio_auth_token is not None
+    assert settings.twilio_whatsapp_number is not None
+    base = str(settings.public_base_url)
+    # Twilio refuses status callback URLs it cannot reach; a local base URL means no callbacks.
+    callback = None if urlsplit(base).hostname in _LOCAL_HOSTS else public_url(base, "/webhook/whatsapp/status")
+    return TwilioTransport(
+        account_sid=settings.twilio_account_sid,
+        auth_token=settings.twilio_auth_token.get_secret_value(),
+        from_number=settings.twilio_whatsapp_number,
+        api_base_url=str(settings.twilio_api_base_url),
+        http=http,
+        status_callback_url=callback,
+    )
+
+
+def calendly_client_for(
+    settings: Settings, clock: Clock, transport: httpx.AsyncBaseTransport | None = None
+) -> CalendlyClient:
+    """A Calendly client on CALENDLY_API_BASE_URL with CALENDLY_ACCESS_TOKEN (which must be set); close it after."""
+    if settings.calendly_access_token is None:
+        raise ValueError("CALENDLY_ACCESS_TOKEN is not set")
+    token = settings.calendly_access_token.get_secret_value()
+    http = httpx.AsyncClient(transport=transport) if transport is not None else None
+    return CalendlyClient(str(settings.calendly_api_base_url), token, http=http, clock=clock)
+
+
+async def open_calendar(
+    settings: Settings,
+    business: Business,
+    clock: Clock,
+    appointments: AppointmentRepository,
+    stack: AsyncExitStack,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> Calendar:
+    """The configured calendar: Calendly when CALENDLY_ACCESS_TOKEN is set (its client closed with `stack`), else
+    the local calendar from the business YAML."""
+    if settings.calendly_access_token is None:
+        return LocalCalendar(business, appointments, clock)
+    client = calendly_client_for(settings, clock, transport)
+    stack.push_async_callback(client.aclose)
+    user_uri = str(settings.calendly_user_uri) if settings.calendly_user_uri else (await client.current_user()).uri
+    return CalendlyCalendar(client, appointments, business, clock, user_uri)
+
+
+@asynccontextmanager
+async def open_services(
+    settings: Settings,
+    overrides: Overrides | None = None,
+    *,
+    with_agent: bool = True,
+    metrics: ServerMetrics | None = None,
+) -> AsyncIterator[Services]:
+    """Open the database, HTTP clients, agent (unless `with_agent` is off: messages are stored, not answered) and
+    every service built on them; close them all on exit. `metrics` is the app's registry when an app exists."""
+    given = overrides or Overrides()
+    options = given.options or ServerOptions()
+    business = given.business or load_business(settings.business_config)
+    clock = given.clock or SystemClock()
+    metrics = metrics or ServerMetrics()
+    owner = worker_id()
+    async with AsyncExitStack() as stack:
+        db = given.db
+        if db is None:
+            db = open_database(settings.database_url)
+            stack.push_async_callback(db.close)
+        twilio_http = await stack.enter_async_context(
+            httpx.AsyncClient(transport=given.twilio_http, timeout=DEFAULT_TIMEOUT_SECONDS)
+        )
+        probe_http = await stack.enter_async_context(
+            httpx.AsyncClient(transport=given.probe_http, timeout=PROBE_TIMEOUT_SECONDS)
+        )
+        transport = given.message_transport or build_transport(settings, twilio_http)
+
+        inbound, conversations = InboundRepository(db), ConversationRepository(db)
+        outbox_messages, system_events = OutboxRepository(db), SystemEventRepository(db)
+        calendar_events, appointments = CalendarEventRepository(db), AppointmentRepository(db)
+        clients = ClientRepository(db)
+
+        turn_wakeup, delivery_wakeup = Wakeup(), Wakeup()
+        outbox = Outbox(outbox_messages, clock, on_enqueued=delivery_wakeup.set)
+        sender = OutboxSender(outbox)
+        reminders = ReminderScheduler(ReminderRepository(db), clock, settings.reminder_offsets_hours)
+
+        agent = given.agent
+        if agent is None and with_agent:
+            calendar = await open_calendar(settings, business, clock, appointments, stack, given.calendly_http)
+            handoff = StaffAlertHandoff(
+                conversations=conversations,
+                clients=clients,
+                outbox=outbox,
+                business=business,
+                clock=clock,
+                staff_number=settings.staff_whatsapp_number,
+            )
+            tool_services = ToolServices(
+                business, clock, calendar, clients, appointments, sender, observer=reminders, handoff=handoff
+            )
+            saver = await stack.enter_async_context(open_checkpointer(db, setup=True))
+            graph = build_graph(given.model or build_chat_model(settings), tool_services, saver)
+            agent = Assistant(graph, tool_services, tracer=TurnTracer.from_settings(settings))
+
+        calendly_sync = given.calendly_sync
+        if calendly_sync is None and settings.calendly_access_token is not None:
+            client = calendly_client_for(settings, clock, given.calendly_http)
+            stack.push_async_callback(client.aclose)
+            user_uri = settings.calendly_user_uri
+            calendly_sync = CalendlySyncer(
+                client=client,
+                appointments=appointments,
+                clients=clients,
+                reminders=reminders,
+                business=business,
+                clock=clock,
+                user_uri=str(user_uri) if user_uri else None,
+            )
+
+        calendly = CalendlyEventProcessor(
+            events=calendar_events,
+            appointments=appointments,
+            clients=clients,
+            system_events=system_events,
+            reminders=reminders,
+            business=business,
+            clock=clock,
+            metrics=metrics,
+            on_injected=turn_wakeup.set,
+            agent_settle_seconds=options.calendly_agent_settle_seconds,
+        )
+        intake = InboundIntake(
+            inbound=inbound,
+            conversations=conversations,
+            outbox=outbox,
+            business=business,
+            clock=clock,
+            metrics=metrics,
+            rate_limit_per_minute=settings.rate_limit_per_minute,
+            rate_window=timedelta(seconds=options.rate_window_seconds),
+            notice_cooldown=timedelta(seconds=options.rate_notice_cooldown_seconds),
+            on_stored=turn_wakeup.set,
+        )
+        runner = None
+        if agent is not None:
+            runner = ConversationRunner(
+                agent=agent,
+                inbound=inbound,
+                system_events=system_events,
+                conversations=conversations,
+                outbox=outbox,
+                clock=clock,
+                metrics=metrics,
+                owner=owner,
+                debounce_seconds=options.debounce_seconds,
+                lease_seconds=options.lease_seconds,
+                language=business.language,
+            )
+        delivery = Delivery(
+            outbox=outbox_messages,
+            conversations=conversations,
+            transport=transport,
+            clock=clock,
+            templates=templates_from(settings),
+            metrics=metrics,
+            max_attempts=options.delivery_max_attempts,
+            backoff_seconds=options.delivery_backoff_seconds,
+            concurrency=options.delivery_concurrency,
+        )
+        dispatcher = ReminderDispatcher(
+            repository=ReminderRepository(db),
+            business=business,
+            clock=clock,
+            metrics=metrics,
+            owner=owner,
+            on_enqueued=delivery_wakeup.set,
+        )
+        worker = Worker(
+            runner=runner,
+            conversations=conversations,
+            delivery=delivery,
+            reminder_scheduler=reminders,
+            reminder_dispatcher=dispatcher,
+            calendly=calendly,
+            clock=clock,
+            options=options,
+            turn_wakeup=turn_wakeup,
+            delivery_wakeup=delivery_wakeup,
+        )
+        yield Services(
+            settings=settings,
+            options=options,
+            business=business,
+            db=db,
+            clock=clock,
+            metrics=metrics,
+            intake=intake,
+            outbox=outbox,
+            sender=sender,
+            reminders=reminders,
+            calendly=calendly,
+            calendly_sync=calendly_sync,
+            health=HealthChecker(settings, db, probe_http, ttl_seconds=options.health_cache_seconds),
+            stats=StatsService(
+                db=db, inbound=inbound, outbox=outbox_messages, calendar_events=calendar_events, clock=clock
+            ),
+            transport_name=transport.name,
+            worker=worker,
+            inbound=inbound,
+            conversations=conversations,
+            outbox_messages=outbox_messages,
+            system_events=system_events,
+            calendar_events=calendar_events,
+            appointments=appointments,
+        )
