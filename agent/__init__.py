@@ -1,1 +1,1 @@
-"""The LangGraph state machine that runs each customer's conversation."""
+"""The LangGraph state machine that runs each conversation: state, graph, prompts, model and memory factories."""

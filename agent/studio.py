@@ -13,18 +13,17 @@ from booking.local_calendar import LocalCalendar
 from core.business import load_business
 from core.clock import SystemClock
 from core.settings import Settings, get_settings
-from store import open_database
+from store import Database, open_database
 from store.appointments import AppointmentRepository
 from store.clients import ClientRepository
 from tools.context import ToolServices
 from tools.whatsapp import RecordingSender
 
 
-def studio_services(settings: Settings) -> ToolServices:
-    """The services a Studio session runs on: the configured database and business, the local calendar."""
+def studio_services(settings: Settings, db: Database) -> ToolServices:
+    """The services a Studio session runs on: `db`, the configured business, the local calendar."""
     business = load_business(settings.business_config)
     clock = SystemClock()
-    db = open_database(settings.database_url)  # connects on first use
     appointments = AppointmentRepository(db)
     calendar = LocalCalendar(business, appointments, clock)
     return ToolServices(business, clock, calendar, ClientRepository(db), appointments, RecordingSender())
@@ -33,4 +32,6 @@ def studio_services(settings: Settings) -> ToolServices:
 def make_graph() -> Graph:
     """Build the conversation graph around the model and services from settings."""
     settings = get_settings()
-    return build_graph(build_chat_model(settings), studio_services(settings))
+    # Opened for the life of the Studio process (it connects on first use).
+    db = open_database(settings.database_url)
+    return build_graph(build_chat_model(settings), studio_services(settings, db))

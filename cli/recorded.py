@@ -103,7 +103,7 @@ async def _console_chat(settings: Settings, business: Business, wa_id: str, name
     from agent.model import build_chat_model
     from core.clock import SystemClock
     from evals.wiring import open_migrated_database, wire_assistant
-    from server.wiring import open_calendar
+    from server.backends import open_calendar
     from store.appointments import AppointmentRepository
 
     interactive = sys.stdin.isatty()

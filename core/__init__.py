@@ -1,1 +1,1 @@
-"""Bottom layer: configuration (settings, business YAML), clock and logging helpers shared by every package."""
+"""Bottom layer: settings, business YAML, clock, time helpers, addresses and URLs, sanitising, logging."""

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 import httpx
 from langchain_core.language_models import BaseChatModel
@@ -21,14 +20,11 @@ from agent.checkpointer import open_checkpointer
 from agent.graph import build_graph
 from agent.model import build_chat_model
 from agent.tracing import TurnTracer
-from booking.calendar import Calendar
-from booking.local_calendar import LocalCalendar
 from core.business import Business, load_business
 from core.clock import Clock, SystemClock
 from core.settings import Settings
-from core.urls import public_url
-from integrations.calendly import CalendlyCalendar, CalendlyClient
-from integrations.twilio.transport import DEFAULT_TIMEOUT_SECONDS, LogTransport, MessageTransport, TwilioTransport
+from integrations.twilio.transport import DEFAULT_TIMEOUT_SECONDS, MessageTransport
+from server.backends import build_transport, calendly_client_for, open_calendar
 from server.calendar_sync.events import CalendlyEventProcessor
 from server.calendar_sync.sync import CalendlySyncer
 from server.ops.health import HealthChecker
@@ -56,7 +52,6 @@ from store.system_events import SystemEventRepository
 from tools.context import ToolServices
 
 PROBE_TIMEOUT_SECONDS = 5.0
-_LOCAL_HOSTS = {"localhost", "127.0.0.1", "0.0.0.0", "::1"}  # noqa: S104 - host names compared, nothing bound
 
 # Pulls bookings from Calendly into `appointments`; returns a summary (POST /api/calendly/sync).
 CalendlySync = Callable[[], Awaitable[Mapping[str, object]]]
@@ -105,54 +100,6 @@ class Services:
     system_events: SystemEventRepository
     calendar_events: CalendarEventRepository
     appointments: AppointmentRepository
-
-
-def build_transport(settings: Settings, http: httpx.AsyncClient) -> MessageTransport:
-    """Twilio when configured, otherwise the log sender (embedded default)."""
-    if not settings.twilio_enabled:
-        return LogTransport()
-    assert settings.twilio_account_sid is not None and settings.twilio_auth_token is not None
-    assert settings.twilio_whatsapp_number is not None
-    base = str(settings.public_base_url)
-    # Twilio refuses status callback URLs it cannot reach; a local base URL means no callbacks.
-    callback = None if urlsplit(base).hostname in _LOCAL_HOSTS else public_url(base, "/webhook/whatsapp/status")
-    return TwilioTransport(
-        account_sid=settings.twilio_account_sid,
-        auth_token=settings.twilio_auth_token.get_secret_value(),
-        from_number=settings.twilio_whatsapp_number,
-        api_base_url=str(settings.twilio_api_base_url),
-        http=http,
-        status_callback_url=callback,
-    )
-
-
-def calendly_client_for(
-    settings: Settings, clock: Clock, transport: httpx.AsyncBaseTransport | None = None
-) -> CalendlyClient:
-    """A Calendly client on CALENDLY_API_BASE_URL with CALENDLY_ACCESS_TOKEN (which must be set); close it after."""
-    if settings.calendly_access_token is None:
-        raise ValueError("CALENDLY_ACCESS_TOKEN is not set")
-    token = settings.calendly_access_token.get_secret_value()
-    http = httpx.AsyncClient(transport=transport) if transport is not None else None
-    return CalendlyClient(str(settings.calendly_api_base_url), token, http=http, clock=clock)
-
-
-async def open_calendar(
-    settings: Settings,
-    business: Business,
-    clock: Clock,
-    appointments: AppointmentRepository,
-    stack: AsyncExitStack,
-    transport: httpx.AsyncBaseTransport | None = None,
-) -> Calendar:
-    """The configured calendar: Calendly when CALENDLY_ACCESS_TOKEN is set (its client closed with `stack`), else
-    the local calendar from the business YAML."""
-    if settings.calendly_access_token is None:
-        return LocalCalendar(business, appointments, clock)
-    client = calendly_client_for(settings, clock, transport)
-    stack.push_async_callback(client.aclose)
-    user_uri = str(settings.calendly_user_uri) if settings.calendly_user_uri else (await client.current_user()).uri
-    return CalendlyCalendar(client, appointments, business, clock, user_uri)
 
 
 @asynccontextmanager

@@ -9,7 +9,7 @@ from typing import Any
 from store.conversations import fence_lease, record_inbound_in
 from store.database import Connection, Database, Params
 from store.models import InboundMessage
-from store.outbox import insert_outbox
+from store.outbox_insert import insert_outbox
 
 _COLUMNS = (
     "id, message_sid, wa_id, profile_name, body, button_payload, media, raw, status, error, received_at, processed_at"

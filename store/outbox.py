@@ -5,89 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
-from pydantic import BaseModel, ConfigDict, field_validator
-
-from store.database import Connection, Database, parse_json
-
-_COLUMNS = (
-    "id, wa_id, body, kind, template_sid, template_variables, status, attempts, next_attempt_at, twilio_sid, "
-    "error_code, error_message, dedupe_key, inbound_message_id, created_at, updated_at, sent_at"
-)
-
-# Twilio's status callbacks can arrive out of order; a status never moves back down this ladder.
-_STATUS_RANK = {"pending": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "failed": 5, "undeliverable": 5}
-
-# A callback whose SID no row ever records (e.g. the worker died between Twilio's answer and `mark_sent`) is kept
-# this long, then pruned: Twilio reports a message's statuses within minutes, a day is generous.
-EARLY_STATUS_RETENTION = timedelta(days=1)
-
-
-class OutboxMessage(BaseModel):
-    """One outgoing message (at most 1600 characters: longer texts are stored as several rows)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: int
-    wa_id: str
-    body: str
-    kind: str
-    template_sid: str | None = None
-    template_variables: dict[str, str] | None = None
-    status: str
-    attempts: int
-    next_attempt_at: datetime
-    twilio_sid: str | None = None
-    error_code: str | None = None
-    error_message: str | None = None
-    dedupe_key: str | None = None
-    inbound_message_id: int | None = None
-    created_at: datetime
-    updated_at: datetime
-    sent_at: datetime | None = None
-
-    @field_validator("template_variables", mode="before")
-    @classmethod
-    def _json(cls, value: object) -> object:
-        return parse_json(value) if value is not None else None
-
-
-async def insert_outbox(
-    conn: Connection,
-    *,
-    wa_id: str,
-    parts: Sequence[str],
-    kind: str,
-    now: datetime,
-    inbound_message_id: int | None = None,
-    template_variables: Mapping[str, str] | None = None,
-    dedupe_key: str | None = None,
-) -> list[int]:
-    """Queue the parts of one message inside a caller's transaction; returns the new ids.
-
-    With `dedupe_key`, a second insert of the same message is a no-op (returns no ids): retried work never sends
-    twice.
-    """
-    ids: list[int] = []
-    for index, part in enumerate(parts):
-        key = None if dedupe_key is None else f"{dedupe_key}#{index}"
-        row = await conn.fetch_one(
-            "INSERT INTO outbox (wa_id, body, kind, template_variables, status, attempts, next_attempt_at, "
-            "dedupe_key, inbound_message_id, created_at, updated_at) "
-            "VALUES (:wa_id, :body, :kind, :variables, 'pending', 0, :now, :key, :inbound, :now, :now) "
-            "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
-            {
-                "wa_id": wa_id,
-                "body": part,
-                "kind": kind,
-                "variables": dict(template_variables) if template_variables is not None else None,
-                "now": now,
-                "key": key,
-                "inbound": inbound_message_id,
-            },
-        )
-        if row is not None:
-            ids.append(int(row["id"]))
-    return ids
+from store.database import Database
+from store.outbox_insert import insert_outbox
+from store.outbox_message import OUTBOX_COLUMNS, OutboxMessage
+from store.outbox_status import apply_early_statuses, record_status
 
 
 class OutboxRepository:
@@ -122,13 +43,13 @@ class OutboxRepository:
 
     async def get(self, outbox_id: int) -> OutboxMessage | None:
         """One outbox row."""
-        row = await self._db.fetch_one(f"SELECT {_COLUMNS} FROM outbox WHERE id = :id", {"id": outbox_id})
+        row = await self._db.fetch_one(f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE id = :id", {"id": outbox_id})
         return OutboxMessage.model_validate(row) if row else None
 
     async def for_conversation(self, wa_id: str, *, limit: int = 200) -> list[OutboxMessage]:
         """A customer's most recent outgoing messages, oldest first."""
         rows = await self._db.fetch_all(
-            f"SELECT {_COLUMNS} FROM outbox WHERE wa_id = :wa_id ORDER BY id DESC LIMIT :limit",
+            f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE wa_id = :wa_id ORDER BY id DESC LIMIT :limit",
             {"wa_id": wa_id, "limit": limit},
         )
         return [OutboxMessage.model_validate(r) for r in reversed(rows)]
@@ -136,14 +57,14 @@ class OutboxRepository:
     async def created_since(self, since: datetime) -> list[OutboxMessage]:
         """Every row created since a moment (for statistics)."""
         rows = await self._db.fetch_all(
-            f"SELECT {_COLUMNS} FROM outbox WHERE created_at >= :since ORDER BY id", {"since": since}
+            f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE created_at >= :since ORDER BY id", {"since": since}
         )
         return [OutboxMessage.model_validate(r) for r in rows]
 
     async def due(self, *, now: datetime, limit: int = 50) -> list[OutboxMessage]:
         """Rows ready to send: pending, due, and the oldest open row of their customer (so parts keep their order)."""
         rows = await self._db.fetch_all(
-            f"SELECT {_COLUMNS} FROM outbox o WHERE o.status = 'pending' AND o.next_attempt_at <= :now "
+            f"SELECT {OUTBOX_COLUMNS} FROM outbox o WHERE o.status = 'pending' AND o.next_attempt_at <= :now "
             "AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.wa_id = o.wa_id AND e.id < o.id "
             "AND e.status IN ('pending', 'sending')) ORDER BY o.id LIMIT :limit",
             {"now": now, "limit": limit},
@@ -168,7 +89,7 @@ class OutboxRepository:
         """
         inbound = "inbound_message_id IS NULL" if row.inbound_message_id is None else "inbound_message_id = :inbound"
         rows = await self._db.fetch_all(
-            f"SELECT {_COLUMNS} FROM outbox WHERE wa_id = :wa_id AND kind = :kind AND id <> :id AND {inbound} "
+            f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE wa_id = :wa_id AND kind = :kind AND id <> :id AND {inbound} "
             "AND created_at >= :start AND created_at <= :end ORDER BY id",
             {
                 "wa_id": row.wa_id,
@@ -224,7 +145,7 @@ class OutboxRepository:
                     },
                 )
         # After the commit, so a callback stored concurrently is seen either here or by `apply_status`'s re-check.
-        return await self._apply_early(twilio_sid, now=now)
+        return await apply_early_statuses(self._db, twilio_sid, now=now)
 
     async def schedule_retry(
         self, outbox_id: int, *, now: datetime, next_attempt_at: datetime, error_code: str | None, error_message: str
@@ -294,59 +215,6 @@ class OutboxRepository:
         Twilio can call back before `mark_sent` has stored the SID (the callback races the create response). Such a
         callback is kept in `outbox_early_status` and applied when the SID is recorded; None is returned then.
         """
-        async with self._db.transaction() as conn:
-            row = await conn.fetch_one(f"SELECT {_COLUMNS} FROM outbox WHERE twilio_sid = :sid", {"sid": twilio_sid})
-            if row is not None:
-                return await _apply(conn, OutboxMessage.model_validate(row), status, error_code, error_message, now)
-            await conn.execute(
-                "INSERT INTO outbox_early_status (twilio_sid, status, error_code, error_message, received_at) "
-                "VALUES (:sid, :status, :code, :message, :now)",
-                {"sid": twilio_sid, "status": status, "code": error_code, "message": error_message, "now": now},
-            )
-            await conn.execute(
-                "DELETE FROM outbox_early_status WHERE received_at < :cutoff", {"cutoff": now - EARLY_STATUS_RETENTION}
-            )
-        # Re-check after the commit: if `mark_sent` stored the SID meanwhile, it may have looked for early callbacks
-        # before this one was committed. One of the two sides always sees the other; applying twice is harmless.
-        return await self._apply_early(twilio_sid, now=now)
-
-    async def _apply_early(self, twilio_sid: str, *, now: datetime) -> OutboxMessage | None:
-        """Apply (and forget) the callbacks kept for `twilio_sid`, once a row has that SID; the row, or None."""
-        async with self._db.transaction() as conn:
-            early = await conn.fetch_all(
-                "SELECT status, error_code, error_message FROM outbox_early_status WHERE twilio_sid = :sid ORDER BY id",
-                {"sid": twilio_sid},
-            )
-            if not early:
-                return None
-            row = await conn.fetch_one(f"SELECT {_COLUMNS} FROM outbox WHERE twilio_sid = :sid", {"sid": twilio_sid})
-            if row is None:
-                return None
-            current = OutboxMessage.model_validate(row)
-            # In arrival order: `_apply` keeps the highest status, and the error of the callback that set it.
-            for callback in early:
-                current = await _apply(
-                    conn, current, str(callback["status"]), callback["error_code"], callback["error_message"], now
-                )
-            await conn.execute("DELETE FROM outbox_early_status WHERE twilio_sid = :sid", {"sid": twilio_sid})
-            return current
-
-
-async def _apply(
-    conn: Connection,
-    current: OutboxMessage,
-    status: str,
-    error_code: str | None,
-    error_message: str | None,
-    now: datetime,
-) -> OutboxMessage:
-    """Move `current` to `status` if that is further along the ladder; the row as it is afterwards."""
-    if _STATUS_RANK.get(status, 0) > _STATUS_RANK.get(current.status, 0):
-        await conn.execute(
-            "UPDATE outbox SET status = :status, error_code = COALESCE(:code, error_code), "
-            "error_message = COALESCE(:message, error_message), updated_at = :now WHERE id = :id",
-            {"id": current.id, "status": status, "code": error_code, "message": error_message, "now": now},
+        return await record_status(
+            self._db, twilio_sid, status=status, now=now, error_code=error_code, error_message=error_message
         )
-    row = await conn.fetch_one(f"SELECT {_COLUMNS} FROM outbox WHERE id = :id", {"id": current.id})
-    assert row is not None
-    return OutboxMessage.model_validate(row)

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 from store.database import Database
 from store.models import Appointment
-from store.outbox import insert_outbox
+from store.outbox_insert import insert_outbox
 
 _COLUMNS = "id, appointment_id, offset_minutes, due_at, status, claimed_by, claimed_at, sent_at"
 _APPOINTMENT_COLUMNS = ", ".join(

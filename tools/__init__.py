@@ -1,1 +1,1 @@
-"""Typed tools the model calls, and the adapters behind them (calendars, client directory, WhatsApp sender)."""
+"""The model's tools (`@tool` functions), their registry and results, and what a tool knows (`context`)."""

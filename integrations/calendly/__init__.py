@@ -1,4 +1,4 @@
-"""Calendly API v2: the HTTP client and the calendar built on it."""
+"""Calendly API v2: the HTTP client, its models, webhook bodies and signature, the subscription, the calendar."""
 
 from integrations.calendly.calendar import CalendlyCalendar
 from integrations.calendly.client import CalendlyClient

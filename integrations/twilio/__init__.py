@@ -1,1 +1,1 @@
-"""TODO"""
+"""Twilio (WhatsApp): webhook models and signature, the REST transport, message splitting."""

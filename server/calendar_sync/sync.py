@@ -16,11 +16,10 @@ from typing import Literal
 
 from core.business import Business
 from core.clock import Clock
-from core.settings import Settings
 from integrations.calendly.client import CalendlyClient
 from integrations.calendly.models import Invitee, ScheduledEvent
 from integrations.calendly.webhook_models import InviteePayload
-from server.calendar_sync.events import mirror_booking
+from server.calendar_sync.mirror import mirror_booking
 from server.pipeline.reminders import ReminderScheduler
 from store.appointments import AppointmentRepository
 from store.clients import ClientRepository
@@ -38,14 +37,6 @@ class _Pulled:
     event: ScheduledEvent
     fresh: bool = False
     invitee: InviteePayload | None = None
-
-
-def calendly_client_for(settings: Settings, clock: Clock) -> CalendlyClient:
-    """A Calendly client on CALENDLY_API_BASE_URL with CALENDLY_ACCESS_TOKEN (which must be set); close it after."""
-    if settings.calendly_access_token is None:
-        raise ValueError("CALENDLY_ACCESS_TOKEN is not set")
-    token = settings.calendly_access_token.get_secret_value()
-    return CalendlyClient(str(settings.calendly_api_base_url), token, clock=clock)
 
 
 def as_webhook_invitee(invitee: Invitee, event: ScheduledEvent) -> InviteePayload:

@@ -1,1 +1,1 @@
-"""TODO"""
+"""Operations: dependency health and probes, admin statistics, Prometheus metrics."""

@@ -12,7 +12,8 @@ from core.settings import Settings
 from integrations.twilio.transport import MessageTransport, OutgoingMessage, SendFailure
 from server.ops.metrics import ServerMetrics
 from store.conversations import ConversationRepository
-from store.outbox import OutboxMessage, OutboxRepository
+from store.outbox import OutboxRepository
+from store.outbox_message import OutboxMessage
 
 logger = logging.getLogger(__name__)
 

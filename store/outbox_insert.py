@@ -1,0 +1,47 @@
+"""Queueing outgoing messages inside a caller's transaction: the one way rows enter the outbox."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from store.database import Connection
+
+
+async def insert_outbox(
+    conn: Connection,
+    *,
+    wa_id: str,
+    parts: Sequence[str],
+    kind: str,
+    now: datetime,
+    inbound_message_id: int | None = None,
+    template_variables: Mapping[str, str] | None = None,
+    dedupe_key: str | None = None,
+) -> list[int]:
+    """Queue the parts of one message inside a caller's transaction; returns the new ids.
+
+    With `dedupe_key`, a second insert of the same message is a no-op (returns no ids): retried work never sends
+    twice.
+    """
+    ids: list[int] = []
+    for index, part in enumerate(parts):
+        key = None if dedupe_key is None else f"{dedupe_key}#{index}"
+        row = await conn.fetch_one(
+            "INSERT INTO outbox (wa_id, body, kind, template_variables, status, attempts, next_attempt_at, "
+            "dedupe_key, inbound_message_id, created_at, updated_at) "
+            "VALUES (:wa_id, :body, :kind, :variables, 'pending', 0, :now, :key, :inbound, :now, :now) "
+            "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+            {
+                "wa_id": wa_id,
+                "body": part,
+                "kind": kind,
+                "variables": dict(template_variables) if template_variables is not None else None,
+                "now": now,
+                "key": key,
+                "inbound": inbound_message_id,
+            },
+        )
+        if row is not None:
+            ids.append(int(row["id"]))
+    return ids
