@@ -23,6 +23,10 @@ class TurnResult:
 
     replies: tuple[str, ...] = ()
     awaiting_confirmation: bool = False
+    # The pending question's id (a quick-reply button answering it carries `confirm:<id>`).
+    confirmation_id: str | None = None
+    # Why the turn was cut short ("model_calls", "messages_sent"), if it was: counted and logged, not retried.
+    budget_exhausted: str | None = None
 
 
 class ConversationAgent(Protocol):
@@ -34,7 +38,7 @@ class ConversationAgent(Protocol):
         """Run one turn for messages the customer sent (several, folded in arrival order)."""
         ...
 
-    async def system_turn(self, wa_id: str, event: str) -> TurnResult:
+    async def system_turn(self, wa_id: str, event: str, *, event_id: str | None = None) -> TurnResult:
         """Inject a calendar event or reminder into the customer's thread; nothing reaches the customer unless the
-        agent calls `send_whatsapp`."""
+        agent calls `send_whatsapp`. `event_id` makes a retried turn replace, not repeat, the event."""
         ...

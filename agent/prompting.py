@@ -7,6 +7,7 @@ from datetime import timedelta
 from langchain_core.messages import SystemMessage
 
 from core.business import WEEKDAYS, Business
+from core.quoting import data_block
 from core.timeutil import WEEKDAYS_ES, describe_day, describe_moment
 from prompts import render
 from tools.context import ToolContext
@@ -56,19 +57,35 @@ async def dynamic_context(ctx: ToolContext) -> SystemMessage:
         day = today + timedelta(days=offset)
         label = _RELATIVE_DAYS[offset] if offset < len(_RELATIVE_DAYS) else WEEKDAYS_ES[day.weekday()]
         upcoming.append((label, f"{describe_day(day)} de {day.year} ({day.isoformat()})"))
+    client = await client_snapshot(ctx)
     text = render(
         "context.md.j2",
         now_description=describe_moment(now),
         now_iso=now.replace(tzinfo=None).isoformat(timespec="minutes"),
         timezone=ctx.services.business.timezone,
         upcoming_days=upcoming,
-        client=await client_snapshot(ctx),
+        client=client,
+        client_data=data_block(_client_facts(client)),
+        appointments_data=data_block({"appointments": client["upcoming_appointments"]}),
         language=ctx.turn.language,
         turn=ctx.turn.kind,
     )
     return SystemMessage(content=text, id="turn-context")
 
 
-def event_message(description: str) -> SystemMessage:
-    """A calendar event or reminder as it is stored in the customer's thread."""
-    return SystemMessage(content=render("event.md.j2", description=description))
+def _client_facts(client: dict[str, object]) -> dict[str, object]:
+    # Everything here was told by the customer (or their WhatsApp profile): shown as data, preferences as a list.
+    preferences = client.get("preferences")
+    notes = preferences.get("notes", []) if isinstance(preferences, dict) else []
+    return {
+        "name": client.get("name"),
+        "whatsapp_name": client.get("whatsapp_name"),
+        "email": client.get("email"),
+        "preferences": [str(note) for note in notes] if isinstance(notes, list) else [],
+        "last_visit": client.get("last_visit"),
+    }
+
+
+def event_message(description: str, *, event_id: str | None = None) -> SystemMessage:
+    """A calendar event or reminder as it is stored in the customer's thread (same event, same message id)."""
+    return SystemMessage(content=render("event.md.j2", description=description), id=event_id)

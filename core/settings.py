@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     jwt_secret: SecretStr | None = None
     staff_whatsapp_number: str | None = None
     rate_limit_per_minute: int = Field(default=30, ge=1)
+    # A customer's "sí" confirms a question only this long after it was asked (and never after the slot began).
+    confirmation_expiry_hours: float = Field(default=3.0, gt=0, le=72)
+    # Per turn: model calls, and messages the agent may send with send_whatsapp, before the turn is cut short.
+    turn_max_model_calls: int = Field(default=8, ge=2, le=50)
+    turn_max_messages: int = Field(default=2, ge=1, le=10)
     reminder_offsets_hours: Annotated[list[float], NoDecode] = Field(default_factory=lambda: [24.0, 2.0])
     log_level: str = "INFO"
 

@@ -19,12 +19,14 @@ from agent.assistant import Assistant
 from agent.checkpointer import open_checkpointer
 from agent.graph import build_graph
 from agent.model import build_chat_model
+from agent.policy import TurnPolicy
 from agent.tracing import TurnTracer
 from core.business import Business, load_business
 from core.clock import Clock, SystemClock
 from core.settings import Settings
 from integrations.twilio.transport import DEFAULT_TIMEOUT_SECONDS, MessageTransport
 from server.backends import build_transport, calendly_client_for, open_calendar
+from server.calendar_sync.alerts import UnmatchedBookingAlert
 from server.calendar_sync.events import CalendlyEventProcessor
 from server.calendar_sync.sync import CalendlySyncer
 from server.ops.health import HealthChecker
@@ -156,9 +158,12 @@ async def open_services(
                 business, clock, calendar, clients, appointments, sender, observer=reminders, handoff=handoff
             )
             saver = await stack.enter_async_context(open_checkpointer(db, setup=True))
-            graph = build_graph(given.model or build_chat_model(settings), tool_services, saver)
-            agent = Assistant(graph, tool_services, tracer=TurnTracer.from_settings(settings))
+            policy = TurnPolicy.from_settings(settings)
+            graph = build_graph(given.model or build_chat_model(settings), tool_services, saver, policy=policy)
+            agent = Assistant(graph, tool_services, tracer=TurnTracer.from_settings(settings), policy=policy)
 
+        staff_number = settings.staff_whatsapp_number
+        unmatched_alert = UnmatchedBookingAlert(outbox=outbox, business=business, staff_number=staff_number)
         calendly_sync = given.calendly_sync
         if calendly_sync is None and settings.calendly_access_token is not None:
             client = calendly_client_for(settings, clock, given.calendly_http)
@@ -172,6 +177,7 @@ async def open_services(
                 business=business,
                 clock=clock,
                 user_uri=str(user_uri) if user_uri else None,
+                alert=unmatched_alert,
             )
 
         calendly = CalendlyEventProcessor(
@@ -183,6 +189,7 @@ async def open_services(
             business=business,
             clock=clock,
             metrics=metrics,
+            alert=unmatched_alert,
             on_injected=turn_wakeup.set,
             agent_settle_seconds=options.calendly_agent_settle_seconds,
         )
@@ -197,6 +204,7 @@ async def open_services(
             rate_window=timedelta(seconds=options.rate_window_seconds),
             notice_cooldown=timedelta(seconds=options.rate_notice_cooldown_seconds),
             on_stored=turn_wakeup.set,
+            clients=clients,
         )
         runner = None
         if agent is not None:
@@ -212,6 +220,7 @@ async def open_services(
                 debounce_seconds=options.debounce_seconds,
                 lease_seconds=options.lease_seconds,
                 language=business.language,
+                clients=clients,
             )
         delivery = Delivery(
             outbox=outbox_messages,

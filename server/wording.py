@@ -1,7 +1,8 @@
 """Texts the server produces itself (reminders, the rate-limit notice, staff alerts) and event descriptions.
 
 The agent phrases everything else; these few texts must go out even when no model is involved, in the business
-language. The wording lives in prompts/messages and prompts/events; this module fills in the facts.
+customer's language (the business's when we do not know it). The wording lives in prompts/messages and
+prompts/events; this module fills in the facts.
 """
 
 from __future__ import annotations
@@ -10,14 +11,15 @@ from datetime import datetime
 
 from core.addresses import phone_of
 from core.business import Business
+from core.quoting import data_block
 from core.timeutil import describe_day
 from prompts import render, render_localized
 
 
-def local_when(start: datetime, business: Business) -> str:
+def local_when(start: datetime, business: Business, language: str | None = None) -> str:
     """'martes 1 de diciembre, 10:30' (or 'Tuesday 1 December, 10:30') in the business timezone."""
     local = start.astimezone(business.tz)
-    return f"{describe_day(local.date(), business.language)}, {local:%H:%M}"
+    return f"{describe_day(local.date(), language or business.language)}, {local:%H:%M}"
 
 
 def template_variables(
@@ -32,21 +34,24 @@ def template_variables(
     return {"1": customer_name or "", "2": service, "3": f"{local:%d/%m/%Y}", "4": f"{local:%H:%M}"}
 
 
-def reminder_text(*, customer_name: str | None, service: str, start: datetime, business: Business) -> str:
+def reminder_text(
+    *, customer_name: str | None, service: str, start: datetime, business: Business, language: str | None = None
+) -> str:
     """The reminder sent inside the 24-hour window (outside it the reminder template is used)."""
+    chosen = language or business.language
     return render_localized(
         "messages/reminder",
-        business.language,
+        chosen,
         name=customer_name,
         service=service,
-        when=local_when(start, business),
+        when=local_when(start, business, chosen),
         business_name=business.name,
     )
 
 
-def rate_limit_notice(business: Business) -> str:
+def rate_limit_notice(business: Business, language: str | None = None) -> str:
     """The one notice a customer gets when writing faster than the per-minute limit."""
-    return render_localized("messages/rate_limit", business.language)
+    return render_localized("messages/rate_limit", language or business.language)
 
 
 def staff_handoff_alert(*, wa_id: str, customer_name: str | None, reason: str, business: Business) -> str:
@@ -61,6 +66,13 @@ def staff_handoff_alert(*, wa_id: str, customer_name: str | None, reason: str, b
     )
 
 
+# Facts we produce ourselves; everything else about a Calendly event (service or event name, who cancelled and
+# why) was typed by someone outside and reaches the model only inside the event's data block.
+_OWN_FACTS = ("appointment_id", "when", "old_when")
+
+
 def calendly_event_description(template: str, **facts: object) -> str:
     """The system-turn text for a Calendly event (prompts/events/<template>.j2), for the model only."""
-    return render(f"events/{template}.j2", **facts)
+    own = {key: facts[key] for key in _OWN_FACTS if key in facts}
+    data = {key: value for key, value in facts.items() if key not in _OWN_FACTS and value not in (None, "")}
+    return render(f"events/{template}.j2", **own, data=data_block(data))

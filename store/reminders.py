@@ -65,6 +65,7 @@ class DueReminder(BaseModel):
     appointment_status: str
     wa_id: str | None = None
     customer_name: str | None = None
+    customer_language: str | None = None
 
 
 class ReminderRepository:
@@ -110,7 +111,8 @@ class ReminderRepository:
         """Scheduled reminders whose time has come, earliest first."""
         rows = await self._db.fetch_all(
             "SELECT r.id, r.appointment_id, r.offset_minutes, r.due_at, a.service, a.start_at, "
-            "a.status AS appointment_status, c.wa_id, COALESCE(c.name, c.profile_name) AS customer_name "
+            "a.status AS appointment_status, c.wa_id, COALESCE(c.name, c.profile_name) AS customer_name, "
+            "c.language AS customer_language "
             "FROM reminders r JOIN appointments a ON a.id = r.appointment_id "
             "LEFT JOIN clients c ON c.id = a.client_id "
             "WHERE r.status = 'scheduled' AND r.due_at <= :now ORDER BY r.due_at, r.id LIMIT :limit",

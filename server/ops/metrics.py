@@ -37,6 +37,12 @@ class ServerMetrics:
             ["kind", "outcome"],
             registry=self.registry,
         )
+        self.turn_budget_exhausted = Counter(
+            "asistente_turn_budget_exhausted_total",
+            "Turns cut short by the agent's budget (model calls or messages sent), by kind and reason.",
+            ["kind", "reason"],
+            registry=self.registry,
+        )
         self.turn_seconds = Histogram(
             "asistente_turn_duration_seconds", "Time an agent turn took.", ["kind"], registry=self.registry
         )

@@ -14,6 +14,7 @@ from integrations.twilio.models import TwilioInbound
 from server.ops.metrics import ServerMetrics
 from server.pipeline.outbox import Outbox
 from server.wording import rate_limit_notice
+from store.clients import ClientRepository
 from store.conversations import ConversationRepository
 from store.inbound import InboundRepository
 
@@ -46,7 +47,10 @@ class InboundIntake:
         rate_window: timedelta = timedelta(minutes=1),
         notice_cooldown: timedelta = timedelta(hours=1),
         on_stored: Callable[[], None] | None = None,
+        clients: ClientRepository | None = None,
     ) -> None:
+        """`clients` tells the customer's language for the rate-limit notice (else the business's)."""
+        self._clients = clients
         self._inbound = inbound
         self._conversations = conversations
         self._outbox = outbox
@@ -98,7 +102,7 @@ class InboundIntake:
     async def _notify_rate_limited(self, wa_id: str, message_id: int) -> None:
         now = self._clock.now()
         if await self._conversations.claim_rate_notice(wa_id, now=now, not_since=now - self._notice_cooldown):
-            await self._outbox.enqueue(
-                wa_id, rate_limit_notice(self._business), kind="system", inbound_message_id=message_id
-            )
+            client = await self._clients.get(wa_id) if self._clients is not None else None
+            notice = rate_limit_notice(self._business, client.language if client else None)
+            await self._outbox.enqueue(wa_id, notice, kind="system", inbound_message_id=message_id)
             logger.warning("sender over the rate limit; notice queued", extra={"wa_id": wa_id})

@@ -106,6 +106,7 @@ class ReminderDispatcher:
                 service=reminder.service,
                 start=reminder.start_at,
                 business=self._business,
+                language=reminder.customer_language,
             )
             variables = template_variables(
                 customer_name=reminder.customer_name,

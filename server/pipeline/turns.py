@@ -16,6 +16,7 @@ from integrations.twilio.splitting import split_message
 from prompts import render_localized
 from server.ops.metrics import ServerMetrics
 from server.pipeline.outbox import Outbox, TurnScope, turn_scope
+from store.clients import ClientRepository
 from store.conversations import ConversationRepository, LeaseLost
 from store.inbound import InboundRepository
 from store.models import InboundMessage
@@ -51,9 +52,11 @@ class ConversationRunner:
         retry_backoff: Sequence[timedelta] = TURN_RETRY_BACKOFF,
         max_attempts: int = TURN_MAX_ATTEMPTS,
         language: str = "es",
+        clients: ClientRepository | None = None,
     ) -> None:
-        """`retry_backoff` / `max_attempts` govern failed turns; `language` is the apology's when a customer turn is
-        given up (the business language)."""
+        """`retry_backoff` / `max_attempts` govern failed turns; the apology for a turn given up is in the
+        customer's language (from `clients`), else in `language` (the business's)."""
+        self._clients = clients
         self._agent = agent
         self._inbound = inbound
         self._system_events = system_events
@@ -163,7 +166,9 @@ class ConversationRunner:
             self._metrics.turns.labels("customer", "error").inc()
             self._metrics.dependency_errors.labels("agent").inc()
             logger.exception("customer turn failed", extra={"wa_id": wa_id, "messages": len(ids)})
-            apology = split_message(render_localized("messages/agent_unavailable", self._language))
+            client = await self._clients.get(wa_id) if self._clients is not None else None
+            language = (client.language if client else None) or self._language
+            apology = split_message(render_localized("messages/agent_unavailable", language))
             failed = await self._inbound.retry_or_fail(
                 ids,
                 wa_id=wa_id,
@@ -180,6 +185,7 @@ class ConversationRunner:
                 logger.error("customer turn given up; apology queued", extra={"wa_id": wa_id, "messages": failed})
             return
         self._metrics.turn_seconds.labels("customer").observe(time.perf_counter() - started)
+        self._note_budget("customer", wa_id, result.budget_exhausted)
         replies = [parts for parts in (split_message(r) for r in result.replies) if parts]
         await self._inbound.answer(
             ids, wa_id=wa_id, replies=replies, reply_to=first, now=self._clock.now(), owner=self._owner
@@ -200,7 +206,7 @@ class ConversationRunner:
         started = time.perf_counter()
         try:
             with turn_scope(scope):
-                result = await self._agent.system_turn(event.wa_id, event.description)
+                result = await self._agent.system_turn(event.wa_id, event.description, event_id=str(event.id))
         except Exception as exc:
             self._metrics.turns.labels("system", "error").inc()
             self._metrics.dependency_errors.labels("agent").inc()
@@ -216,8 +222,16 @@ class ConversationRunner:
             )
             return
         self._metrics.turn_seconds.labels("system").observe(time.perf_counter() - started)
+        self._note_budget("system", event.wa_id, result.budget_exhausted)
         if result.replies:
             # By contract a system turn speaks only through `send_whatsapp`; stray replies are not sent.
             logger.warning("system turn returned replies; ignored", extra={"event_id": event.id})
         await self._system_events.finish(event, now=self._clock.now(), owner=self._owner)
         self._metrics.turns.labels("system", "ok").inc()
+
+    def _note_budget(self, kind: str, wa_id: str, reason: str | None) -> None:
+        # A runaway turn was cut short by the agent's budget: it completed (no retry), but staff should know.
+        if reason is None:
+            return
+        self._metrics.turn_budget_exhausted.labels(kind, reason).inc()
+        logger.warning("turn cut short by its budget", extra={"wa_id": wa_id, "turn": kind, "reason": reason})

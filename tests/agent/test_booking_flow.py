@@ -12,14 +12,18 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from langchain_core.runnables import RunnableConfig
+from langgraph._internal._constants import CONFIG_KEY_RUNTIME
 from langgraph.runtime import Runtime
 
-from agent.graph import run_tool
+from agent.confirmation import confirm_payload
+from agent.execution import ToolRunner
 from store.appointments import slot_starts
 from tests.agent.conftest import CUSTOMER, OTHER, Harness, madrid
 from tests.calendly.conftest import EVENT_URI, INVITEE_URI
 from tests.scripted_model import call, says, uses
 from tools.context import TurnContext
+from tools.registry import ALL_TOOLS
 
 # The Calendly event of the other customer's appointment (never sent to Calendly: the refusal comes first).
 OTHERS_EVENT_URI = "https://api.calendly.com/scheduled_events/OOOOOOOOOOOOOOOO"
@@ -208,8 +212,9 @@ async def test_customer_says_no_books_nothing(scenario: Harness) -> None:
 async def test_quick_reply_button_confirms(scenario: Harness) -> None:
     h = scenario
     h.model.extend(uses(call("book_appointment", service="Barba", start_time="2026-11-25T10:00:00")), says("Hecho."))
-    await h.say("barba mañana a las 10")
-    await h.say(button="confirm_yes")
+    asked = await h.say("barba mañana a las 10")
+    assert asked.confirmation_id is not None
+    await h.say(button=confirm_payload(asked.confirmation_id))
     assert [a.service for a in await h.confirmed()] == ["Barba"]
 
 
@@ -316,7 +321,8 @@ async def test_confirmed_action_is_idempotent(scenario: Harness) -> None:
     pending_call = state["pending"]["tool_call"]
     await h.say("sí")
     # Replaying the same confirmed call (e.g. the node re-run after a crash) finds the booking already made.
-    runtime = Runtime(context=TurnContext(wa_id=CUSTOMER))
-    again = await run_tool(pending_call, state, runtime, h.assistant.services, {})
+    runner = ToolRunner(ALL_TOOLS, h.assistant.services)
+    config: RunnableConfig = {"configurable": {CONFIG_KEY_RUNTIME: Runtime(context=TurnContext(wa_id=CUSTOMER))}}
+    [again] = await runner.run([pending_call], config)
     assert json.loads(str(again.content))["appointment_id"] == (await h.confirmed())[0].id
     assert len(await h.confirmed()) == 1

@@ -99,7 +99,7 @@ class FakeAgent:
         text = self.reply_text(texts) if self.reply_text else "echo: " + " | ".join(texts)
         return TurnResult(replies=(text,))
 
-    async def system_turn(self, wa_id: str, event: str) -> TurnResult:
+    async def system_turn(self, wa_id: str, event: str, *, event_id: str | None = None) -> TurnResult:
         """Record the event and, if configured, tell the customer through the sender."""
         call = TurnCall("system", wa_id, [event])
 

@@ -203,7 +203,7 @@ class ScriptedTurns:
         """One scripted customer turn."""
         return await self._turn("customer", wa_id)
 
-    async def system_turn(self, wa_id: str, event: str) -> TurnResult:
+    async def system_turn(self, wa_id: str, event: str, *, event_id: str | None = None) -> TurnResult:
         """One scripted system turn."""
         return await self._turn("system", wa_id)
 
