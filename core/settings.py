@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     twilio_template_reminder_sid: str | None = None
     twilio_template_cancellation_sid: str | None = None
     twilio_template_staff_alert_sid: str | None = None
+    # In-session quick reply (twilio/quick-reply, body {{1}}, buttons with ids confirm:{{2}} and change:{{2}}).
+    twilio_content_confirm_buttons_sid: str | None = None
 
     # Calendly
     calendly_access_token: SecretStr | None = None

@@ -232,6 +232,7 @@ async def open_services(
             max_attempts=options.delivery_max_attempts,
             backoff_seconds=options.delivery_backoff_seconds,
             concurrency=options.delivery_concurrency,
+            question_buttons_sid=settings.twilio_content_confirm_buttons_sid,
         )
         dispatcher = ReminderDispatcher(
             repository=ReminderRepository(db),

@@ -123,8 +123,12 @@ class InboundRepository:
         reply_to: int,
         now: datetime,
         owner: str | None = None,
+        question_id: str | None = None,
     ) -> list[int]:
         """Queue a turn's replies and mark its messages processed in one transaction; returns the outbox ids.
+
+        With `question_id`, the last reply is the confirmation question: a single-part one is queued as kind
+        'question' with the variables its quick-reply buttons need ({{1}} text, {{2}} the question's id).
 
         Either both happen or neither: a worker dying before the commit leaves the messages to be answered again,
         never answered twice (the dedupe key also stops a second commit for the same turn). With `owner`, the
@@ -137,13 +141,15 @@ class InboundRepository:
             if owner is not None:
                 await fence_lease(conn, wa_id, owner=owner, now=now)
             for index, parts in enumerate(replies):
+                is_question = question_id is not None and index == len(replies) - 1 and len(parts) == 1
                 outbox_ids += await insert_outbox(
                     conn,
                     wa_id=wa_id,
                     parts=parts,
-                    kind="reply",
+                    kind="question" if is_question else "reply",
                     now=now,
                     inbound_message_id=reply_to,
+                    template_variables={"1": parts[0], "2": question_id or ""} if is_question else None,
                     dedupe_key=f"reply:{reply_to}:{index}",
                 )
             await conn.execute(

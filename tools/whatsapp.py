@@ -6,7 +6,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
-OutboundKind = Literal["reply", "system", "confirmation", "reminder", "cancellation", "staff", "admin"]
+# "question": a confirmation question, sent with quick-reply buttons when they are configured.
+OutboundKind = Literal["reply", "question", "system", "confirmation", "reminder", "cancellation", "staff", "admin"]
 
 logger = logging.getLogger(__name__)
 

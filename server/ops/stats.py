@@ -56,7 +56,7 @@ class StatsService:
         received_at = {m.id: m.received_at for m in received}
         first_reply: dict[int, datetime] = {}
         for row in sent:
-            if row.kind == "reply" and row.inbound_message_id in received_at and row.sent_at is not None:
+            if row.kind in ("reply", "question") and row.inbound_message_id in received_at and row.sent_at:
                 current = first_reply.get(row.inbound_message_id)
                 first_reply[row.inbound_message_id] = row.sent_at if current is None else min(current, row.sent_at)
         latencies = [(at - received_at[mid]).total_seconds() for mid, at in first_reply.items()]

@@ -55,7 +55,10 @@ class Delivery:
         max_attempts: int = 5,
         backoff_seconds: float = 2.0,
         concurrency: int = 8,
+        question_buttons_sid: str | None = None,
     ) -> None:
+        """`question_buttons_sid`: the quick-reply content confirmation questions go out with (else plain text)."""
+        self._question_buttons = question_buttons_sid
         self._outbox = outbox
         self._conversations = conversations
         self._transport = transport
@@ -120,6 +123,12 @@ class Delivery:
         conversation = await self._conversations.get(row.wa_id)
         last_inbound = conversation.last_inbound_at if conversation else None
         if last_inbound is not None and now - last_inbound < SERVICE_WINDOW:
+            if row.kind == "question" and self._question_buttons and row.template_variables:
+                # Buttons whose payload names this very question: a tap can only confirm what it was asked about.
+                buttons = OutgoingMessage(
+                    to=row.wa_id, content_sid=self._question_buttons, content_variables=row.template_variables
+                )
+                return buttons, []
             return OutgoingMessage(to=row.wa_id, body=row.body), []
         template = self._templates.get(row.kind)
         if template is None:

@@ -188,7 +188,13 @@ class ConversationRunner:
         self._note_budget("customer", wa_id, result.budget_exhausted)
         replies = [parts for parts in (split_message(r) for r in result.replies) if parts]
         await self._inbound.answer(
-            ids, wa_id=wa_id, replies=replies, reply_to=first, now=self._clock.now(), owner=self._owner
+            ids,
+            wa_id=wa_id,
+            replies=replies,
+            reply_to=first,
+            now=self._clock.now(),
+            owner=self._owner,
+            question_id=result.confirmation_id if result.awaiting_confirmation else None,
         )
         self._outbox.notify()
         self._metrics.turns.labels("customer", "ok").inc()
