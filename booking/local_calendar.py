@@ -46,8 +46,20 @@ class LocalCalendar:
 
     async def available_slots(self, service: Service, start: datetime, end: datetime) -> list[Slot]:
         """Free start times for `service` in [start, end), never in the past or beyond the booking horizon."""
-        horizon = self._clock.now() + timedelta(days=self._business.booking_horizon_days)
-        end = min(end, horizon)
+        return await self._free(service, start, end, ignoring=None)
+
+    async def available_slots_moving(
+        self, appointment: Appointment, service: Service, start: datetime, end: datetime
+    ) -> list[Slot]:
+        """Free start times as if `appointment` did not hold its seats: `reschedule` releases them in the same
+        transaction that claims the new ones, so a move may overlap the appointment's own time."""
+        return await self._free(service, start, end, ignoring=appointment.id)
+
+    async def _free(self, service: Service, start: datetime, end: datetime, *, ignoring: str | None) -> list[Slot]:
+        tz = self._business.tz
+        # Whole days, as the customer is told ("until 23 January"), not now + N x 24 h.
+        last_day = self._business.last_bookable_day(self._clock.now().astimezone(tz).date())
+        end = min(end, at_local(last_day + timedelta(days=1), datetime.min.time(), tz))
         if end <= start:
             return []
         candidates = self._grid(service, start, end)
@@ -57,6 +69,8 @@ class LocalCalendar:
         step = self._business.slot_minutes
         load: Counter[datetime] = Counter()
         for appointment in busy:
+            if appointment.id == ignoring:
+                continue
             for slot in slot_starts(appointment.start_at, appointment.end_at, step):
                 load[slot] += 1
         capacity = self._business.capacity

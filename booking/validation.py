@@ -7,15 +7,22 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from booking.availability import alternatives, free_slots, resolve_service
+from booking.availability import (
+    alternatives,
+    free_slots,
+    last_bookable_day,
+    latest_alternatives,
+    resolve_service,
+)
 from booking.calendar import CalendarProblem
 from booking.desk import Desk
 from booking.refusal import Refusal, problem
-from core.business import Service
-from core.timeutil import localize
+from core.business import Business, Service
+from core.timeutil import at_local, describe_day, localize
 from store.models import Appointment, Client
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_Fields = dict[str, object]
 
 
 @dataclass(frozen=True)
@@ -34,51 +41,102 @@ class SlotChoice:
 async def validate_slot(
     ctx: Desk, service_name: str, start_time: datetime, *, language: str, moving: Appointment | None = None
 ) -> SlotChoice:
-    """The service exists and the start time is in the future, inside opening hours and free."""
+    """The service exists and the start time is in the future, within the booking horizon, on the slot grid, inside
+    opening hours and free. A refusal names the real reason and offers free times instead.
+
+    With `moving` (a reschedule) every rule holds the same; only "free" counts the appointment's own seats as
+    available where the calendar releases them in the move.
+    """
     service = resolve_service(ctx.business, service_name)
-    start = localize(start_time, ctx.business.tz)
-    now = ctx.clock.now()
+    tz = ctx.business.tz
+    start = localize(start_time, tz)
+    now = ctx.clock.now().astimezone(tz)
     if start <= now:
         raise Refusal(
             "past_time",
-            f"{start:%Y-%m-%d %H:%M} is in the past (now it is {now.astimezone(ctx.business.tz):%Y-%m-%d %H:%M}).",
-            alternatives=await alternatives(ctx, service, now.astimezone(ctx.business.tz), language),
+            f"{start:%Y-%m-%d %H:%M} is in the past (now it is {now:%Y-%m-%d %H:%M}).",
+            alternatives=await alternatives(ctx, service, now, language, moving=moving),
+        )
+    last_day = last_bookable_day(ctx)
+    if start.date() > last_day:
+        # Checked before asking the calendar: nothing beyond the horizon is bookable, whatever the calendar says.
+        raise Refusal(
+            "beyond_horizon",
+            f"Appointments can be booked at most {ctx.business.booking_horizon_days} days ahead, up to "
+            f"{describe_day(last_day, language)} ({last_day.isoformat()}). Offer these times, or ask the customer "
+            "to write again closer to the date.",
+            horizon_days=ctx.business.booking_horizon_days,
+            last_bookable_day=last_day.isoformat(),
+            alternatives=await latest_alternatives(ctx, service, start.time(), language, moving=moving),
         )
     day = start.date()
-    free = {s.start for s in await free_slots(ctx, service, day, day)}
-    if start in free:
+    # The calendar is asked first: what it offers is bookable. Only a time it does not offer is explained from
+    # the business's rules, so a valid time costs one calendar read, as it always has.
+    if start in {s.start for s in await free_slots(ctx, service, day, day, moving=moving)}:
         return SlotChoice(service, start)
-    if (
-        moving is not None
-        and moving.start_at < start + timedelta(minutes=service.duration_minutes)
-        and moving.end_at > start
-    ):
-        # Overlaps the appointment being moved, whose own seat is released by the move itself: let the calendar decide.
-        return SlotChoice(service, start)
-    if not ctx.business.hours_on(day):
-        code, message = "closed", f"The business is closed on {day.isoformat()}."
-    elif not any(
-        r.start <= start.time() and (start + timedelta(minutes=service.duration_minutes)).time() <= r.end
-        for r in ctx.business.hours_on(day)
-    ):
-        code, message = "outside_hours", "That time is outside opening hours (or the service would not finish in time)."
-    else:
-        code, message = "slot_taken", "That time is not free."
+    code, message, fields = _why_not(ctx.business, service, start, language)
     raise Refusal(
         code,
         message + " Offer these free times instead.",
-        alternatives=await alternatives(ctx, service, start, language),
+        **fields,
+        alternatives=await alternatives(ctx, service, start, language, moving=moving),
     )
 
 
-async def calendar_refusal(ctx: Desk, exc: CalendarProblem, service: Service, around: datetime, language: str) -> str:
-    """A calendar's own refusal as a result for the model; a taken slot comes with the nearest free times."""
-    fields: dict[str, object] = dict(exc.details)
+def _why_not(business: Business, service: Service, start: datetime, language: str) -> tuple[str, str, _Fields]:
+    """Why a start time the calendar does not offer cannot be booked: the first business rule it breaks (closed
+    day, opening hours, slot grid), or else that it is taken."""
+    day, tz = start.date(), business.tz
+    hours = business.hours_on(day)
+    if not hours:
+        why = "it is a closed date (holiday)" if day in business.closed_dates else "it does not open that day"
+        return "closed", f"The business is closed on {describe_day(day, language)} ({day.isoformat()}): {why}.", {}
+    end = start + timedelta(minutes=service.duration_minutes)
+    opening = [f"{r.start:%H:%M}-{r.end:%H:%M}" for r in hours]
+    inside = next((r for r in hours if at_local(day, r.start, tz) <= start < at_local(day, r.end, tz)), None)
+    if inside is None:
+        return (
+            "outside_hours",
+            f"{start:%H:%M} is outside opening hours on {describe_day(day, language)}.",
+            {"opening_hours": opening},
+        )
+    close = at_local(day, inside.end, tz)
+    if end > close:
+        return (
+            "outside_hours",
+            f"{service.name} takes {service.duration_minutes} minutes: starting at {start:%H:%M} it would end at "
+            f"{end:%H:%M}, after {inside.end:%H:%M} (closing or the break).",
+            {"opening_hours": opening, "duration_minutes": service.duration_minutes},
+        )
+    # The grid runs from each opening in wall-clock steps (as the local calendar walks it, DST days included).
+    offset = (start.hour * 60 + start.minute) - (inside.start.hour * 60 + inside.start.minute)
+    if offset % business.slot_minutes or start.second or start.microsecond:
+        return (
+            "off_grid",
+            f"Appointments start every {business.slot_minutes} minutes from {inside.start:%H:%M}; {start:%H:%M} is "
+            "not a start time.",
+            {"step_minutes": business.slot_minutes},
+        )
+    return "slot_taken", "That time is not free.", {}
+
+
+async def calendar_refusal(
+    ctx: Desk,
+    exc: CalendarProblem,
+    service: Service,
+    around: datetime,
+    language: str,
+    *,
+    moving: Appointment | None = None,
+) -> str:
+    """A calendar's own refusal as a result for the model; a taken slot comes with the nearest free times (for a
+    refused move, the times that appointment could still be moved to)."""
+    fields: _Fields = dict(exc.details)
     if exc.retry_after_seconds is not None:
         fields["retry_after_seconds"] = exc.retry_after_seconds
     if exc.code == "slot_taken":
         try:
-            fields["alternatives"] = await alternatives(ctx, service, around, language)
+            fields["alternatives"] = await alternatives(ctx, service, around, language, moving=moving)
         except Refusal:
             fields["alternatives"] = []  # the calendar cannot be read right now; the refusal still stands
     return problem(exc.code, exc.message, **fields)

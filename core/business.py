@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from datetime import date, time
+from datetime import date, time, timedelta
 from decimal import Decimal
 from functools import cached_property
 from importlib import resources
@@ -99,7 +99,12 @@ class Business(_Strict):
     currency: str = "EUR"
     capacity: int = Field(default=1, ge=1, le=50, description="appointments that can run at the same time")
     slot_minutes: int = Field(default=15, ge=5, le=120, description="granularity of start times")
-    booking_horizon_days: int = Field(default=60, ge=1, le=365)
+    booking_horizon_days: int = Field(
+        default=60,
+        ge=1,
+        le=365,
+        description="how many days ahead customers may book: up to and including the day this many days from today",
+    )
     services: tuple[Service, ...] = Field(min_length=1)
     opening_hours: dict[Weekday, DayHours]
     closed_dates: tuple[date, ...] = ()
@@ -159,6 +164,11 @@ class Business(_Strict):
             return ()
         hours = self.opening_hours.get(WEEKDAYS[day.weekday()])
         return tuple(sorted(hours.ranges, key=lambda r: r.start)) if hours else ()
+
+    def last_bookable_day(self, today: date) -> date:
+        """The last day appointments may be booked on, seen from `today` (business timezone); whole days, so the
+        limit can be told to a customer as a date."""
+        return today + timedelta(days=self.booking_horizon_days)
 
     def find_service(self, name: str) -> Service | None:
         """The service a customer's wording refers to: exact name or alias, ignoring case and accents."""

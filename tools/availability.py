@@ -45,6 +45,16 @@ async def check_availability(
             raise Refusal("past_date", f"Those days are in the past; today is {today.isoformat()}.")
         if date_from < today:
             date_from, note = today, f"Days before today ({today.isoformat()}) were skipped."
+        horizon = business.last_bookable_day(today)
+        if date_from > horizon:
+            raise Refusal(
+                "beyond_horizon",
+                f"Appointments can be booked at most {business.booking_horizon_days} days ahead, up to "
+                f"{horizon.isoformat()}. Ask the customer to write again closer to the date.",
+                horizon_days=business.booking_horizon_days,
+                last_bookable_day=horizon.isoformat(),
+            )
+        last = min(last, horizon)
         last = min(last, date_from + timedelta(days=MAX_DAYS_PER_CHECK - 1))
         slots = await free_slots(services, chosen, date_from, last)
         days = slots_by_day(slots, language, business.slot_minutes)

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from booking.calendar import CalendarProblem
 from booking.validation import SlotChoice, calendar_refusal, check_policy, own_appointment, validate_slot
-from core.timeutil import describe_day
+from core.timeutil import describe_day, localize
 from prompts import render_localized
 from store.models import Appointment
 from tools.context import ToolContext
@@ -77,13 +77,18 @@ async def cancel_appointment(
 async def _validate_move(
     ctx: ToolContext, appointment_id: str, new_start_time: datetime
 ) -> tuple[Appointment, SlotChoice]:
+    """The customer's own appointment, movable under the policy, and a new time valid exactly as a booking's would
+    be (hours, grid, horizon...), its own seats aside. Runs before the question, so nothing is put to the customer
+    that would be refused after their yes."""
     appointment, _ = await own_appointment(ctx.services, ctx.turn.wa_id, appointment_id)
     check_policy(ctx.services, appointment)
+    # Before the slot check: the calendar may not list the appointment's own time as free, which would read as
+    # "taken" when the real answer is that nothing would change.
+    if localize(new_start_time, ctx.services.business.tz) == appointment.start_at:
+        raise Refusal("same_time", "The appointment is already at that time.")
     choice = await validate_slot(
         ctx.services, appointment.service, new_start_time, moving=appointment, language=ctx.turn.language
     )
-    if choice.start == appointment.start_at:
-        raise Refusal("same_time", "The appointment is already at that time.")
     return appointment, choice
 
 
@@ -129,5 +134,7 @@ async def reschedule_appointment(
     try:
         moved = await ctx.services.calendar.reschedule(appointment, choice.service, choice.start)
     except CalendarProblem as exc:
-        return await calendar_refusal(ctx.services, exc, choice.service, choice.start, ctx.turn.language)
+        return await calendar_refusal(
+            ctx.services, exc, choice.service, choice.start, ctx.turn.language, moving=appointment
+        )
     return await _changed(ctx, "rescheduled", moved)
