@@ -11,7 +11,7 @@ import os
 from collections.abc import AsyncIterator, Generator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -29,11 +29,13 @@ from core.clock import FixedClock
 from integrations.calendly.calendar import CalendlyCalendar
 from integrations.calendly.client import CalendlyClient
 from store import Database
-from store.appointments import AppointmentRepository
+from store.appointments import AppointmentRepository, slot_starts
 from store.clients import ClientRepository
 from store.models import Appointment
 from tests.calendly.conftest import (
     BASE_URL,
+    EVENT_URI,
+    INVITEE_URI,
     RECORDING,
     TEST_TOKEN,
     USER_URI,
@@ -215,3 +217,39 @@ async def harness(
     """The assistant on the local calendar, on each database engine."""
     async for h in make_harness(db, business, clock, model):
         yield h
+
+
+OTHERS_EVENT_URI = "https://api.calendly.com/scheduled_events/OOOOOOOOOOOOOOOO"
+
+
+async def book_directly(h: Harness, wa_id: str, start: datetime, service: str = "Corte y Peinado") -> str:
+    """An appointment booked earlier, stored as each calendar stores it: seat claims on the local calendar; on
+    Calendly, the mirror of the customer's event CCCC... (invitee DDDD...) or of another customer's event."""
+    client = await h.clients.ensure(wa_id, now=h.clock.now())
+    end = start + timedelta(minutes=45)
+    if h.calendar.kind == "local":
+        appointment = await h.appointments.create(
+            client_id=client.id,
+            service=service,
+            start_at=start,
+            end_at=end,
+            source="agent",
+            calendar="local",
+            now=h.clock.now(),
+            claim_slots=slot_starts(start, end, 15),
+            capacity=h.business.capacity,
+        )
+    else:
+        event = EVENT_URI if wa_id == CUSTOMER else OTHERS_EVENT_URI
+        appointment = await h.appointments.create(
+            client_id=client.id,
+            service=service,
+            start_at=start,
+            end_at=end,
+            source="agent",
+            calendar="calendly",
+            now=h.clock.now(),
+            external_id=event,
+            external_invitee=INVITEE_URI if wa_id == CUSTOMER else f"{event}/invitees/PPPPPPPPPPPPPPPP",
+        )
+    return appointment.id

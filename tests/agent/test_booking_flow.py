@@ -19,14 +19,13 @@ from langgraph.runtime import Runtime
 from agent.confirmation import confirm_payload
 from agent.execution import ToolRunner
 from store.appointments import slot_starts
-from tests.agent.conftest import CUSTOMER, OTHER, Harness, madrid
-from tests.calendly.conftest import EVENT_URI, INVITEE_URI
+from tests.agent.conftest import CUSTOMER, OTHER, Harness, book_directly, madrid
+from tests.calendly.conftest import EVENT_URI
 from tests.scripted_model import call, says, uses
 from tools.context import TurnContext
 from tools.registry import ALL_TOOLS
 
 # The Calendly event of the other customer's appointment (never sent to Calendly: the refusal comes first).
-OTHERS_EVENT_URI = "https://api.calendly.com/scheduled_events/OOOOOOOOOOOOOOOO"
 # The event Calendly creates when an appointment is moved (agent_reschedule_own_appointment.yaml).
 MOVED_EVENT_URI = "https://api.calendly.com/scheduled_events/KKKKKKKKKKKKKKKK"
 
@@ -46,39 +45,6 @@ def expand(ranges: list[str], step: int = 15) -> list[str]:
             times.append(current.strftime("%H:%M"))
             current += timedelta(minutes=step)
     return times
-
-
-async def _book_directly(h: Harness, wa_id: str, start: datetime, service: str = "Corte y Peinado") -> str:
-    """An appointment booked earlier, stored as each calendar stores it: seat claims on the local calendar; on
-    Calendly, the mirror of the customer's event CCCC... (invitee DDDD...) or of another customer's event."""
-    client = await h.clients.ensure(wa_id, now=h.clock.now())
-    end = start + timedelta(minutes=45)
-    if h.calendar.kind == "local":
-        appointment = await h.appointments.create(
-            client_id=client.id,
-            service=service,
-            start_at=start,
-            end_at=end,
-            source="agent",
-            calendar="local",
-            now=h.clock.now(),
-            claim_slots=slot_starts(start, end, 15),
-            capacity=h.business.capacity,
-        )
-    else:
-        event = EVENT_URI if wa_id == CUSTOMER else OTHERS_EVENT_URI
-        appointment = await h.appointments.create(
-            client_id=client.id,
-            service=service,
-            start_at=start,
-            end_at=end,
-            source="agent",
-            calendar="calendly",
-            now=h.clock.now(),
-            external_id=event,
-            external_invitee=INVITEE_URI if wa_id == CUSTOMER else f"{event}/invitees/PPPPPPPPPPPPPPPP",
-        )
-    return appointment.id
 
 
 async def _assert_held_by_calendar(h: Harness, appointment_id: str, calendly_event: str) -> None:
@@ -220,7 +186,7 @@ async def test_quick_reply_button_confirms(scenario: Harness) -> None:
 
 async def test_cancel_own_appointment(scenario: Harness) -> None:
     h = scenario
-    appointment_id = await _book_directly(h, CUSTOMER, madrid(2026, 11, 27, 10, 0))
+    appointment_id = await book_directly(h, CUSTOMER, madrid(2026, 11, 27, 10, 0))
     h.model.extend(
         uses(call("lookup_client")),
         uses(call("cancel_appointment", appointment_id=appointment_id, reason="viaje")),
@@ -239,7 +205,7 @@ async def test_cancel_own_appointment(scenario: Harness) -> None:
 
 async def test_cannot_cancel_another_customers_appointment(scenario: Harness) -> None:
     h = scenario
-    others = await _book_directly(h, OTHER, madrid(2026, 11, 27, 10, 0))
+    others = await book_directly(h, OTHER, madrid(2026, 11, 27, 10, 0))
     h.model.extend(
         uses(call("cancel_appointment", appointment_id=others)),
         says("No encuentro ninguna cita tuya con ese código."),
@@ -258,7 +224,7 @@ async def test_cannot_cancel_another_customers_appointment(scenario: Harness) ->
 
 async def test_reschedule_own_appointment(scenario: Harness) -> None:
     h = scenario
-    appointment_id = await _book_directly(h, CUSTOMER, madrid(2026, 11, 27, 10, 0))
+    appointment_id = await book_directly(h, CUSTOMER, madrid(2026, 11, 27, 10, 0))
     h.model.extend(
         uses(call("reschedule_appointment", appointment_id=appointment_id, new_start_time="2026-11-28T11:00:00"))
     )

@@ -14,8 +14,7 @@ from agent.api import IncomingText
 from agent.assistant import Assistant
 from agent.confirmation import confirm_payload
 from agent.graph import build_graph
-from store.appointments import slot_starts
-from tests.agent.conftest import CUSTOMER, Harness, madrid
+from tests.agent.conftest import CUSTOMER, Harness, book_directly, madrid
 from tests.scripted_model import call, says, uses
 
 THURSDAY_10 = "2026-11-26T10:00:00"
@@ -25,26 +24,9 @@ def results(messages: list[BaseMessage], name: str) -> list[dict[str, object]]:
     return [json.loads(str(m.content)) for m in messages if isinstance(m, ToolMessage) and m.name == name]
 
 
-async def booked_earlier(h: Harness, start: datetime) -> str:
-    client = await h.clients.ensure(CUSTOMER, now=h.clock.now())
-    end = start + timedelta(minutes=45)
-    appointment = await h.appointments.create(
-        client_id=client.id,
-        service="Corte y Peinado",
-        start_at=start,
-        end_at=end,
-        source="agent",
-        calendar="local",
-        now=h.clock.now(),
-        claim_slots=slot_starts(start, end, 15),
-        capacity=h.business.capacity,
-    )
-    return appointment.id
-
-
 async def test_a_system_turn_cannot_leave_a_write_for_the_customers_next_ok(harness: Harness) -> None:
     h = harness
-    kept = await booked_earlier(h, madrid(2026, 11, 27, 10, 0))
+    kept = await book_directly(h, CUSTOMER, madrid(2026, 11, 27, 10, 0))
     h.model.extend(
         uses(call("cancel_appointment", appointment_id=kept)),
         uses(call("send_whatsapp", message="Tu cita del lunes se ha cancelado.")),
