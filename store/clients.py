@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from core.addresses import phone_of
 from store.database import Database
@@ -13,9 +13,17 @@ _COLUMNS = (
     "id, wa_id, phone, name, profile_name, email, language, preferences, notes, last_visit_at, created_at, updated_at"
 )
 
+# How an e-mail address came to be proven for a customer (see `ClientRepository.prove_email`).
+EmailProof = Literal["agent_booking", "calendly_phone"]
+
+
+def normalize_email(email: str) -> str:
+    """The form addresses are compared in: trimmed and lower-cased (as Calendly and customers spell them freely)."""
+    return email.strip().lower()
+
 
 class ClientRepository:
-    """Reads and writes `clients`."""
+    """Reads and writes `clients`, and `client_emails` (the addresses proven to be each customer's)."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -31,21 +39,54 @@ class ClientRepository:
         return Client.model_validate(row) if row else None
 
     async def find_by_contact(self, *, phone: str | None = None, email: str | None = None) -> Client | None:
-        """A client matching a phone number (any WhatsApp address with it) or, failing that, an email."""
+        """A client matching a phone number (any WhatsApp address with it) or, failing that, a *proven* e-mail.
+
+        The e-mail a customer merely typed (`clients.email`) is never matched: anybody can type anybody's address,
+        and whoever is found here is shown, and may cancel, the booking being matched. See `find_by_proven_email`.
+        """
         if phone:
             row = await self._db.fetch_one(
                 f"SELECT {_COLUMNS} FROM clients WHERE phone = :phone ORDER BY id LIMIT 1", {"phone": phone}
             )
             if row:
                 return Client.model_validate(row)
-        if email:
-            row = await self._db.fetch_one(
-                f"SELECT {_COLUMNS} FROM clients WHERE lower(email) = lower(:email) ORDER BY id LIMIT 1",
-                {"email": email},
-            )
-            if row:
-                return Client.model_validate(row)
-        return None
+        return await self.find_by_proven_email(email) if email else None
+
+    async def find_by_proven_email(self, email: str) -> Client | None:
+        """The one client this e-mail is proven for (any case); None if it is proven for nobody, or for several.
+
+        Two customers holding the same proven address (say, a couple booking with a shared one) cannot be told
+        apart: neither gets the booking, rather than the wrong one.
+        """
+        rows = await self._db.fetch_all(
+            f"SELECT {_COLUMNS} FROM clients WHERE id IN (SELECT client_id FROM client_emails WHERE email = :email) "
+            "ORDER BY id LIMIT 2",
+            {"email": normalize_email(email)},
+        )
+        return Client.model_validate(rows[0]) if len(rows) == 1 else None
+
+    async def prove_email(self, client_id: int, email: str | None, *, source: EmailProof, now: datetime) -> None:
+        """Record that `email` belongs to the client: the agent booked for their WhatsApp number with it
+        ('agent_booking'), or a Calendly booking matched to them by phone carried it ('calendly_phone').
+
+        From then on a Calendly booking with that address and no known phone number is theirs (unless the address is
+        proven for another customer too). None or a blank address proves nothing (a booking made without one);
+        proving an address again keeps the first proof.
+        """
+        if email is None or not email.strip():
+            return
+        await self._db.execute(
+            "INSERT INTO client_emails (client_id, email, source, proven_at) "
+            "VALUES (:client_id, :email, :source, :now) ON CONFLICT (client_id, email) DO NOTHING",
+            {"client_id": client_id, "email": normalize_email(email), "source": source, "now": now},
+        )
+
+    async def proven_emails(self, client_id: int) -> list[str]:
+        """The addresses proven for a client (normalized), in alphabetical order."""
+        rows = await self._db.fetch_all(
+            "SELECT email FROM client_emails WHERE client_id = :client_id ORDER BY email", {"client_id": client_id}
+        )
+        return [str(row["email"]) for row in rows]
 
     async def ensure(self, wa_id: str, *, now: datetime, profile_name: str | None = None) -> Client:
         """The client for a WhatsApp address, created on first contact; the profile name is kept current."""

@@ -194,6 +194,8 @@ async def test_datetimes_round_trip_aware(db: Database, now: datetime) -> None:
     assert updated.last_visit_at == START
     assert updated.preferences == {"stylist": "Lucía"}
     assert updated.display_name == "Ana"
+    assert await clients.find_by_contact(email="ANA@example.com") is None  # typed, not proven
+    await clients.prove_email(client.id, " Ana@Example.com ", source="agent_booking", now=now)
     found = await clients.find_by_contact(email="ANA@example.com")
     assert found is not None and found.id == client.id
 

@@ -87,6 +87,8 @@ async def book_appointment(
         except CalendarProblem as exc:
             return await calendar_refusal(ctx.services, exc, choice.service, choice.start, ctx.turn.language)
         await ctx.services.notify_changed(appointment)
+        # Booked for this WhatsApp number with this e-mail: Calendly bookings with it may now find this customer.
+        await ctx.services.clients.prove_email(client.id, email, source="agent_booking", now=ctx.services.clock.now())
     local = appointment.start_at.astimezone(ctx.services.business.tz)
     return ok(
         status="booked",

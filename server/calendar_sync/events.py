@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from core.business import Business
 from core.clock import Clock
 from integrations.calendly.webhook_models import CalendlyWebhook, InviteePayload
+from server.calendar_sync.alerts import UnmatchedBookingAlert
 from server.calendar_sync.mirror import mirror_booking
 from server.ops.metrics import ServerMetrics
 from server.pipeline.reminders import ReminderScheduler
@@ -52,6 +53,7 @@ class CalendlyEventProcessor:
         business: Business,
         clock: Clock,
         metrics: ServerMetrics,
+        alert: UnmatchedBookingAlert,
         on_injected: Callable[[], None] | None = None,
         agent_settle_seconds: float = 20.0,
     ) -> None:
@@ -65,6 +67,7 @@ class CalendlyEventProcessor:
         self._business = business
         self._clock = clock
         self._metrics = metrics
+        self._alert = alert
 
     async def receive(self, webhook: CalendlyWebhook) -> Outcome:
         """Store a delivery (once, however often Calendly retries it) and apply it."""
@@ -154,6 +157,7 @@ class CalendlyEventProcessor:
             now=self._clock.now(),
             event=scheduled,
             invitee=invitee,
+            alert=self._alert,
         )
         appointment, previous = mirrored.appointment, mirrored.previous
         if previous is not None:

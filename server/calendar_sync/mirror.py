@@ -8,24 +8,29 @@ from typing import Protocol
 
 from core.business import Business
 from integrations.calendly.webhook_models import InviteePayload, event_uri_of_invitee
+from server.calendar_sync.alerts import UnmatchedBookingAlert
 from server.pipeline.reminders import ReminderScheduler
 from store.appointments import AppointmentRepository
 from store.clients import ClientRepository
 from store.models import Appointment, Client
 
 
-async def find_client(
-    clients: ClientRepository, invitee: InviteePayload, *, country_code: str | None = None
+async def match_client(
+    clients: ClientRepository, invitee: InviteePayload, *, now: datetime, country_code: str | None = None
 ) -> Client | None:
-    """The customer behind a Calendly invitee: by the SMS reminder number, then phone answers, then e-mail.
+    """The customer behind a Calendly invitee: by the SMS reminder number, then phone answers, then proven e-mail.
 
+    An e-mail a customer merely typed matches nobody (anybody can type anybody's address, and the customer found
+    sees the booking and may cancel it); only an address proven for exactly one customer does. A match by phone
+    proves the invitee's e-mail for that customer, so their later bookings without a phone number are found too.
     `country_code` (the business's) turns national numbers such as "600 123 456" into +34600123456.
     """
     for phone in invitee.phone_candidates(country_code):
         client = await clients.find_by_contact(phone=phone)
         if client is not None:
+            await clients.prove_email(client.id, invitee.email, source="calendly_phone", now=now)
             return client
-    return await clients.find_by_contact(email=invitee.email) if invitee.email else None
+    return await clients.find_by_proven_email(invitee.email) if invitee.email else None
 
 
 def service_name(business: Business, event_type: str | None, event_name: str | None) -> str:
@@ -68,11 +73,13 @@ async def mirror_booking(
     now: datetime,
     event: BookedEvent,
     invitee: InviteePayload | None,
+    alert: UnmatchedBookingAlert,
 ) -> Mirrored:
     """Store a booking made on Calendly (webhook or sync) with its reminders.
 
     A reschedule (the invitee names an old invitee whose appointment is still confirmed) moves that same row, so
-    its id, which the customer may quote, stays valid; otherwise a new appointment mirrors the event.
+    its id, which the customer may quote, stays valid; otherwise a new appointment mirrors the event, for the
+    customer `match_client` finds or, when it finds none, for nobody, and staff are alerted through `alert`.
     """
     previous = None
     if invitee is not None and invitee.old_invitee:
@@ -88,9 +95,9 @@ async def mirror_booking(
         )
         await reminders.schedule(moved)
         return Mirrored(moved, previous)
-    client = (
-        await find_client(clients, invitee, country_code=business.phone_country_code) if invitee is not None else None
-    )
+    client = None
+    if invitee is not None:
+        client = await match_client(clients, invitee, now=now, country_code=business.phone_country_code)
     created = await appointments.create(
         client_id=client.id if client else None,
         service=service_name(business, event.event_type, event.name),
@@ -104,6 +111,8 @@ async def mirror_booking(
         idempotency_key=mirror_key(invitee.uri) if invitee else None,
     )
     await reminders.schedule(created)
+    if created.client_id is None:
+        await alert.unmatched(created, invitee.email if invitee else None)
     return Mirrored(created)
 
 

@@ -19,6 +19,7 @@ from core.clock import Clock
 from integrations.calendly.client import CalendlyClient
 from integrations.calendly.models import Invitee, ScheduledEvent
 from integrations.calendly.webhook_models import InviteePayload
+from server.calendar_sync.alerts import UnmatchedBookingAlert
 from server.calendar_sync.mirror import mirror_booking
 from server.pipeline.reminders import ReminderScheduler
 from store.appointments import AppointmentRepository
@@ -57,7 +58,8 @@ class CalendlySyncer:
 
     Nothing is injected into conversations: a sync is a silent catch-up, possibly of days of changes the customer
     or staff made themselves, and telling the customer about them late would confuse rather than inform. The admin
-    who asked for the sync gets the summary instead. Reminders are kept consistent as on the webhook path.
+    who asked for the sync gets the summary instead. Reminders are kept consistent as on the webhook path, and a
+    booking that matches no customer alerts staff as it does there (once per appointment, whichever path saw it).
     """
 
     def __init__(
@@ -70,8 +72,10 @@ class CalendlySyncer:
         business: Business,
         clock: Clock,
         user_uri: str | None,
+        alert: UnmatchedBookingAlert,
     ) -> None:
-        """`user_uri` None means the token's own user, asked from Calendly once, at the first sync."""
+        """`user_uri` None means the token's own user, asked from Calendly once, at the first sync; `alert` tells
+        staff about a booking that matched no customer (as on the webhook path: staff, not customers, hear of it)."""
         self._client = client
         self._appointments = appointments
         self._clients = clients
@@ -79,6 +83,7 @@ class CalendlySyncer:
         self._business = business
         self._clock = clock
         self._user_uri = user_uri
+        self._alert = alert
         # Two admins syncing at once would do the same work twice; in one process they take turns.
         self._lock = asyncio.Lock()
 
@@ -150,6 +155,7 @@ class CalendlySyncer:
             now=self._clock.now(),
             event=event,
             invitee=invitee,
+            alert=self._alert,
         )
         if mirrored.previous is not None:
             return "moved"

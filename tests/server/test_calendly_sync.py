@@ -107,6 +107,7 @@ async def test_sync_mirrors_new_bookings_with_their_customers_and_a_second_sync_
     clients = ClientRepository(db)
     luis = await clients.ensure("whatsapp:+34611222333", now=now)
     eva = await clients.update_profile("whatsapp:+34622333444", now=now, email="eva.martin@example.com")
+    await clients.prove_email(eva.id, "eva.martin@example.com", source="agent_booking", now=now)  # typed: not enough
     assert isinstance(app.services.calendly_sync, CalendlySyncer)
 
     with play("sync_mirrors_new_bookings", ignore_hosts=APP_HOSTS):
@@ -124,7 +125,7 @@ async def test_sync_mirrors_new_bookings_with_their_customers_and_a_second_sync_
     ] == [
         ("SYNC000000000001", ana.id, "Corte y Peinado", "calendly", "calendly", "confirmed"),  # SMS reminder number
         ("SYNC000000000002", luis.id, "Tinte", "calendly", "calendly", "confirmed"),  # phone answer, 0034 prefix
-        ("SYNC000000000003", eva.id, "Corte y Peinado", "calendly", "calendly", "confirmed"),  # e-mail, any case
+        ("SYNC000000000003", eva.id, "Corte y Peinado", "calendly", "calendly", "confirmed"),  # proven e-mail
         ("SYNC000000000004", None, "Corte y Peinado", "calendly", "calendly", "confirmed"),  # nobody we know
     ]
     first_row = after_first[0]

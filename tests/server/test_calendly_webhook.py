@@ -223,10 +223,12 @@ async def test_booking_made_by_the_agent_is_recorded_not_injected(
     assert len(await table(db, "appointments")) == 1
 
 
-async def test_booking_on_calendly_by_a_known_customer_found_by_email(
+async def test_booking_on_calendly_by_a_known_customer_found_by_a_proven_email(
     start_app: StartApp, db: Database, keys: Secrets, clock: FixedClock, agent: FakeAgent
 ) -> None:
-    await ClientRepository(db).update_profile("whatsapp:+34611000111", now=clock.now(), email="John.Doe@example.com")
+    # Proven as the agent's booking proves it (a typed e-mail alone matches nobody: tests/server/test_identity.py).
+    john = await ClientRepository(db).ensure("whatsapp:+34611000111", now=clock.now())
+    await ClientRepository(db).prove_email(john.id, "John.Doe@example.com", source="agent_booking", now=clock.now())
     async with start_app() as running:
         response = await post_delivery(running, keys, clock, delivery("calendly-invitee-created.json"))
         assert response.json()["customer_notified"] is True
