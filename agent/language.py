@@ -14,8 +14,9 @@ from lingua import Language, LanguageDetector, LanguageDetectorBuilder
 SUPPORTED = {Language.SPANISH: "es", Language.ENGLISH: "en"}
 # Also told apart, so that French or Catalan is not forced into Spanish or English (they keep what we knew).
 _CANDIDATES = (*SUPPORTED, Language.FRENCH, Language.GERMAN, Language.ITALIAN, Language.PORTUGUESE, Language.CATALAN)
-# Confident enough: the best language scores at least this, and twice the runner-up (measured on short replies
-# such as "hi, I want a haircut" -> English, while "hola", "vale" or "claro" stay undecided).
+# Confident enough: the best language scores SURE, or at least MIN_CONFIDENCE and twice the runner-up (set on the
+# table in tests/agent/test_language.py: "hi, I want a haircut" is English, "hola", "vale" or "claro" undecided).
+SURE = 0.6
 MIN_CONFIDENCE = 0.35
 MIN_LEAD = 2.0
 MIN_LETTERS = 4
@@ -35,6 +36,7 @@ def detect_language(text: str) -> str | None:
     if not confidences:
         return None
     best, runner_up = confidences[0], confidences[1]
-    if best.value < MIN_CONFIDENCE or best.value < MIN_LEAD * runner_up.value:
+    confident = best.value >= SURE or (best.value >= MIN_CONFIDENCE and best.value >= MIN_LEAD * runner_up.value)
+    if not confident:
         return None
     return SUPPORTED.get(best.language)
