@@ -209,3 +209,27 @@ async def test_asking_for_free_times_past_the_horizon_says_so(harness: Harness) 
     await h.say("¿hueco en junio del año que viene?")
     refused = results((await h.state())["messages"], "check_availability")[-1]
     assert refused["error"] == "beyond_horizon" and refused["horizon_days"] == h.business.booking_horizon_days
+
+
+async def test_a_tool_call_left_open_by_a_crash_is_closed_before_the_model_sees_the_thread(harness: Harness) -> None:
+    h = harness
+    config = {"configurable": {"thread_id": CUSTOMER}}
+    orphan = {
+        "name": "cancel_appointment",
+        "args": {"appointment_id": "apt_x"},
+        "id": "call_orphan",
+        "type": "tool_call",
+    }
+    # What a process killed between a model answer and its tool results leaves behind.
+    await h.graph.aupdate_state(
+        config,
+        {"messages": [HumanMessage(content="cancela", id="wa:SMx"), AIMessage(content="", tool_calls=[orphan])]},
+        as_node="agent",
+    )
+    h.model.extend(says("¿Qué cita quieres cancelar?"))
+    await h.assistant.customer_turn(CUSTOMER, [IncomingText(body="hola", message_sid="SMy")])
+    shown = h.model.calls[0]
+    answered = {m.tool_call_id: m for m in shown if isinstance(m, ToolMessage)}
+    assert json.loads(str(answered["call_orphan"].content))["error"] == "interrupted"
+    stored = (await h.state())["messages"]
+    assert "call_orphan" in {m.tool_call_id for m in stored if isinstance(m, ToolMessage)}
