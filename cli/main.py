@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from cli import calendly, db, recorded, serve
+from cli import calendly, chat, check, db, recorded, serve
 
 app = typer.Typer(help="Asistente: WhatsApp booking assistant.", no_args_is_help=True, add_completion=False)
 app.add_typer(db.db_app, name="db")
-app.command()(db.check)
+app.command()(check.check)
 app.command()(serve.serve)
 app.command("worker")(serve.run_worker)
 app.command()(recorded.demo)
 app.command("eval")(recorded.evaluate)
-app.command()(recorded.chat)
+app.command()(chat.chat)
 
 calendly_app = typer.Typer(help="Calendly integration.", no_args_is_help=True)
 calendly_app.command("subscribe")(calendly.calendly_subscribe)
