@@ -11,9 +11,12 @@ from datetime import datetime
 
 from core.addresses import phone_of
 from core.business import Business
-from core.quoting import data_block
+from core.quoting import data_block, one_line
 from core.timeutil import describe_day
 from prompts import render, render_localized
+
+# Stands in for a name we do not know in template variables, which may be neither empty nor multi-line.
+NO_NAME = "-"
 
 
 def local_when(start: datetime, business: Business, language: str | None = None) -> str:
@@ -31,7 +34,13 @@ def template_variables(
     (dd/mm/yyyy) and {{4}} time (HH:MM), both local to the business.
     """
     local = start.astimezone(business.tz)
-    return {"1": customer_name or "", "2": service, "3": f"{local:%d/%m/%Y}", "4": f"{local:%H:%M}"}
+    # Twilio refuses a template with an empty variable (error 21656), so an unknown name is a neutral word.
+    return {
+        "1": one_line(customer_name or "") or NO_NAME,
+        "2": one_line(service),
+        "3": f"{local:%d/%m/%Y}",
+        "4": f"{local:%H:%M}",
+    }
 
 
 def reminder_text(

@@ -223,8 +223,12 @@ def test_admin_tokens_expire_and_are_bound_to_the_secret() -> None:
 def test_times_are_worded_in_the_business_timezone(business: Business) -> None:
     start = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
     assert local_when(start, business) == "martes 1 de diciembre, 10:30"
+    # Twilio refuses empty template variables: an unknown name is "-"; a name on several lines becomes one line.
+    assert template_variables(customer_name="Ana\nMaría", service="Tinte", start=start, business=business)["1"] == (
+        "Ana María"
+    )
     assert template_variables(customer_name=None, service="Tinte", start=start, business=business) == {
-        "1": "",
+        "1": "-",
         "2": "Tinte",
         "3": "01/12/2026",
         "4": "10:30",

@@ -50,6 +50,8 @@ def public_config(settings: Settings, *, unsigned_allowed: bool, transport: str)
             "confirmation": settings.twilio_template_confirmation_sid,
             "reminder": settings.twilio_template_reminder_sid,
             "cancellation": settings.twilio_template_cancellation_sid,
+            "staff_alert": settings.twilio_template_staff_alert_sid,
+            "confirm_buttons": settings.twilio_content_confirm_buttons_sid,
         },
         "webhook_url": public_url(base, "/webhook/whatsapp"),
         "status_callback_url": public_url(base, "/webhook/whatsapp/status"),
