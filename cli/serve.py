@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from contextlib import ExitStack
 from datetime import timedelta
 from typing import Annotated
 
@@ -75,15 +76,28 @@ def serve(
 
 def run_worker(
     agent: Annotated[bool, typer.Option("--agent/--no-agent", help="Answer messages with the agent.")] = True,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="Serve this worker's Prometheus metrics at http://METRICS_HOST:PORT/metrics (off by default).",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(help="Interface for --metrics-port (0.0.0.0 in a container, for the scraper).")
+    ] = "127.0.0.1",
 ) -> None:
     """Run the background worker alone (several may run against one PostgreSQL database)."""
     settings, business = load_configuration()
     _require_model(settings, agent)
     configure_logging(settings.log_level)
-    asyncio.run(_worker(settings, business, agent))
+    metrics_at = None if metrics_port is None else (metrics_host, metrics_port)
+    asyncio.run(_worker(settings, business, agent, metrics_at))
 
 
-async def _worker(settings: Settings, business: Business, with_agent: bool) -> None:
+async def _worker(settings: Settings, business: Business, with_agent: bool, metrics_at: tuple[str, int] | None) -> None:
+    from server.ops.metrics_server import serve_metrics
     from server.wiring import Overrides, open_services
 
     async with open_services(settings, Overrides(business=business), with_agent=with_agent) as services:
@@ -91,8 +105,16 @@ async def _worker(settings: Settings, business: Business, with_agent: bool) -> N
         for sig in (signal.SIGINT, signal.SIGTERM):
             # Finish the turns in flight, then exit; anything left is resumed by the next worker.
             loop.add_signal_handler(sig, services.worker.request_stop)
-        logger.info("worker started")
-        await services.worker.run()
+        with ExitStack() as endpoint:
+            if metrics_at is not None:
+                # Opened after the signal handlers: once the endpoint answers, the worker is up and stops cleanly.
+                host, port = metrics_at
+                try:
+                    endpoint.enter_context(serve_metrics(services.metrics, host=host, port=port))
+                except OSError as exc:
+                    raise fail(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from None
+            logger.info("worker started")
+            await services.worker.run()
 
 
 def admin_token(
