@@ -1,7 +1,10 @@
-# The targets CI and the README run. VENV can point at an existing virtualenv.
+# The targets CI and the README run. VENV can point at an existing virtualenv (CI: a fresh one per run).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
+# Touched after a successful install: pip runs again only when pyproject.toml (dependencies, entry points) is newer,
+# or the stamp is missing (a fresh VENV). Code changes need no reinstall: the project is installed editable.
+INSTALLED := $(VENV)/.installed
 
 .PHONY: install lint typecheck test demo bench check clean
 
@@ -9,8 +12,13 @@ $(PY):
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-install: $(PY)
+# The interpreter only has to exist (order-only): its timestamp is the system Python's, through the venv's symlink,
+# and says nothing about what is installed.
+$(INSTALLED): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(INSTALLED)
 
 lint: install
 	$(BIN)/ruff check .

@@ -10,7 +10,7 @@ from __future__ import annotations
 from agent.graph import Graph, build_graph
 from agent.model import build_chat_model
 from booking.local_calendar import LocalCalendar
-from core.business import load_business
+from core.business import configured_business
 from core.clock import SystemClock
 from core.settings import Settings, get_settings
 from store import Database, open_database
@@ -22,7 +22,7 @@ from tools.whatsapp import RecordingSender
 
 def studio_services(settings: Settings, db: Database) -> ToolServices:
     """The services a Studio session runs on: `db`, the configured business, the local calendar."""
-    business = load_business(settings.business_config)
+    business = configured_business(settings)
     clock = SystemClock()
     appointments = AppointmentRepository(db)
     calendar = LocalCalendar(business, appointments, clock)

@@ -13,7 +13,6 @@ import time
 import tracemalloc
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from agent.api import IncomingText
@@ -22,7 +21,7 @@ from agent.checkpointer import open_checkpointer
 from agent.graph import build_graph
 from agent.window import STORED_WINDOW_TURNS
 from booking.local_calendar import LocalCalendar
-from core.business import load_business
+from core.business import example_business
 from core.clock import FixedClock
 from store import open_database
 from store.appointments import AppointmentRepository
@@ -88,7 +87,7 @@ async def run() -> Result:
 
 async def _drive(*, trace_memory: bool) -> Result:
     """Drive CUSTOMERS x TURNS_PER_CUSTOMER availability turns and measure them."""
-    business = load_business(Path("business.yaml"))
+    business = example_business()
     clock = FixedClock(datetime(2026, 11, 24, 22, 0, tzinfo=ZoneInfo("Europe/Madrid")))
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/bench.db"

@@ -11,13 +11,12 @@ import statistics
 import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 from asgi_lifespan import LifespanManager
 from twilio.request_validator import RequestValidator
 
-from core.business import load_business
+from core.business import example_business
 from core.settings import Settings
 from server.app import create_app
 from server.wiring import Overrides
@@ -80,7 +79,7 @@ async def run() -> Result:
             public_base_url=PUBLIC_BASE,
             rate_limit_per_minute=10_000,
         )
-        overrides = Overrides(business=load_business(Path("business.yaml")), db=db)
+        overrides = Overrides(business=example_business(), db=db)
         app = create_app(settings, overrides, with_agent=False, run_worker=False)
         validator = RequestValidator(token)
         durations: list[float] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from pydantic import ValidationError
 
-from core.business import Business, BusinessConfigError, load_business
+from core.business import Business, BusinessConfigError, configured_business
 from core.settings import Settings, get_settings
 
 
@@ -13,6 +13,19 @@ def fail(message: str) -> typer.Exit:
     """Print `message` in red on stderr; raise the returned exit (code 1)."""
     typer.secho(message, fg=typer.colors.RED, err=True)
     return typer.Exit(code=1)
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line for a user: `path: reason` for OS errors, the first line of the text otherwise.
+
+    Drivers write several lines (psycopg adds hints on a tab-indented second line) and OS errors carry an
+    `[Errno N]` the user has no use for; a failing command prints one line, so only the first, flattened, is kept.
+    """
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}" if exc.filename is not None else exc.strerror
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return " ".join(first.split())
 
 
 def _settings_error(exc: ValidationError) -> str:
@@ -30,7 +43,7 @@ def load_configuration() -> tuple[Settings, Business]:
     except ValidationError as exc:
         raise fail(_settings_error(exc)) from None
     try:
-        business = load_business(settings.business_config)
+        business = configured_business(settings)
     except BusinessConfigError as exc:
         raise fail(str(exc)) from None
     return settings, business

@@ -2,11 +2,41 @@
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated
+
 import typer
 
 from cli import calendly, chat, check, db, recorded, serve
 
 app = typer.Typer(help="Asistente: WhatsApp booking assistant.", no_args_is_help=True, add_completion=False)
+
+
+def installed_version() -> str:
+    """The version pip installed (the distribution's metadata, i.e. pyproject.toml when it was installed)."""
+    try:
+        return version("asistente")
+    except PackageNotFoundError:
+        # Imported from a checkout that was never installed (`python -m cli.main`): there is no version to report.
+        return "unknown (not installed)"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"asistente {installed_version()}")
+        raise typer.Exit
+
+
+@app.callback()
+def _options(
+    _version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the installed version and exit."),
+    ] = False,
+) -> None:
+    """Asistente: WhatsApp booking assistant."""
+
+
 app.add_typer(db.db_app, name="db")
 app.command()(check.check)
 app.command()(serve.serve)

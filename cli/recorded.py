@@ -6,11 +6,34 @@ Imports of `evals` stay inside the commands: the replay machinery (vcrpy) is onl
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
+from pydantic import ValidationError
 
-from cli.config import fail, load_configuration
+from cli.config import fail, load_configuration, one_line
+
+# What a replay fails with outside a turn (failures inside one are the run's `error`): files that cannot be read
+# or written (the scratch directory, a missing or unreadable cassette), a cassette that is not YAML, the SQLite file.
+_REPLAY_FAILURES = (OSError, yaml.YAMLError, sqlite3.Error)
+_RECORDING = "a recorded conversation or its cassette"
+
+
+def _describe(exc: BaseException, source: str) -> str:
+    """One line for a failure loading or replaying recorded conversations; `source` says what was being read."""
+    if isinstance(exc, ValidationError):
+        # pydantic's text spans several lines per error; keep where and what, as `asistente check` does.
+        fields = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors())
+        return f"{source} is invalid: {fields}"
+    if isinstance(exc, yaml.YAMLError):
+        # The loaders hand PyYAML text, not a file, so its mark names "<unicode string>": only the line is worth it.
+        mark = getattr(exc, "problem_mark", None)
+        line = f" (line {mark.line + 1})" if mark is not None else ""
+        return f"{source} is not valid YAML{line}: {getattr(exc, 'problem', None) or one_line(exc)}"
+    return one_line(exc)
 
 
 def demo(
@@ -20,12 +43,15 @@ def demo(
 ) -> None:
     """Replay the quick-start conversation (a booking in Spanish) on the embedded defaults: no .env, key or network."""
     import tempfile
-    from pathlib import Path
 
     from evals.demo import format_appointments, format_header, format_transcript, run_demo
 
+    keep_dir = _keep_directory(keep) if keep else None
     with tempfile.TemporaryDirectory(prefix="asistente-demo-") as scratch:
-        run = asyncio.run(run_demo(Path(keep) if keep else Path(scratch)))
+        try:
+            run = asyncio.run(run_demo(keep_dir or Path(scratch)))
+        except _REPLAY_FAILURES as exc:
+            raise fail(f"the demo could not run: {_describe(exc, _RECORDING)}") from None
         typer.echo(format_header(run))
         typer.echo("")
         typer.echo(format_transcript(run))
@@ -36,6 +62,19 @@ def demo(
     if run.error or not run.fully_played:
         why = run.error or "recorded answers left unused"
         raise fail(f"the demo did not replay as recorded ({run.played}/{run.recorded} model answers): {why}")
+
+
+def _keep_directory(keep: str) -> Path:
+    # Created here rather than by the demo, so that a path that cannot be a directory is reported as the option's
+    # fault, before anything runs.
+    directory = Path(keep)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise fail(f"--keep {keep}: a file exists there; give a directory (created if missing)") from None
+    except OSError as exc:
+        raise fail(f"--keep {keep}: cannot create the directory ({exc.strerror}); give another directory") from None
+    return directory
 
 
 def evaluate(
@@ -56,9 +95,8 @@ def evaluate(
 ) -> None:
     """Run recorded conversations through the real graph and tools with the model replayed; print a pass rate."""
     import tempfile
-    from pathlib import Path
 
-    from evals.dataset import load_conversations
+    from evals.dataset import CONVERSATIONS_DIR, load_conversations
     from evals.runner import format_report, run_suite
     from evals.session import check_recording_settings
 
@@ -67,11 +105,17 @@ def evaluate(
         if record_with is not None:
             check_recording_settings(record_with)
         conversations = load_conversations(names or None)
-    except ValueError as exc:
-        raise fail(str(exc)) from None
     except KeyError as exc:
         raise fail(str(exc.args[0])) from None
+    except (ValueError, *_REPLAY_FAILURES) as exc:  # ValueError covers pydantic's ValidationError
+        raise fail(_describe(exc, f"a conversation in {CONVERSATIONS_DIR}")) from None
+    if not conversations:
+        # An empty (or unreadable: globbing it finds nothing) directory would otherwise "fail" at a 0% pass rate.
+        raise fail(f"no recorded conversations in {CONVERSATIONS_DIR}; is the installation complete?")
     with tempfile.TemporaryDirectory(prefix="asistente-eval-") as scratch:
-        report = asyncio.run(run_suite(conversations, Path(scratch), threshold=threshold, record_with=record_with))
+        try:
+            report = asyncio.run(run_suite(conversations, Path(scratch), threshold=threshold, record_with=record_with))
+        except _REPLAY_FAILURES as exc:
+            raise fail(f"eval could not run: {_describe(exc, _RECORDING)}") from None
     typer.echo(format_report(report))
     raise typer.Exit(code=report.exit_code)

@@ -8,11 +8,14 @@ from decimal import Decimal
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 WEEKDAYS: tuple[Weekday, ...] = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -219,8 +222,52 @@ def example_business_text() -> str:
     return resources.files("core").joinpath("business.example.yaml").read_text(encoding="utf-8")
 
 
+# The default BUSINESS_CONFIG (core.settings). Unset, it is optional: a fresh clone has no business.yaml and runs the
+# shipped example, which is what the quick start (`make demo`) relies on.
+DEFAULT_BUSINESS_CONFIG = Path("business.yaml")
+EXAMPLE_SOURCE = "business.example.yaml"
+
+
+def example_business() -> Business:
+    """The shipped example salon (Madrid): the embedded default, and the business tests and recordings are about."""
+    return parse_business(example_business_text(), EXAMPLE_SOURCE)
+
+
+def _read(path: Path, what: str) -> str:
+    # `what` says how the operator named the file (the key, or the path itself), so the one-line error points at the
+    # setting to fix rather than only at a path the operator may not recognise.
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        where = f" (looked in {path.resolve()})" if not path.is_absolute() else ""
+        raise BusinessConfigError(
+            f"{what}: no such file{where}; fix the path (a business YAML starts as a copy of {EXAMPLE_SOURCE})"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise BusinessConfigError(f"{what}: cannot read the business configuration: {reason}") from None
+
+
 def load_business(path: Path) -> Business:
-    """Load the business YAML at `path`, falling back to the shipped example when that file does not exist."""
-    if path.exists():
-        return parse_business(path.read_text(encoding="utf-8"), str(path))
-    return parse_business(example_business_text(), "business.example.yaml")
+    """The business described by the YAML file at `path`.
+
+    A missing file is a `BusinessConfigError` naming it, never the sample salon in its place (its services, prices
+    and address would be offered to real customers). The one exception is the default `business.yaml`, which is
+    optional: missing, the example runs. Callers holding `Settings` use `configured_business`, which also refuses
+    a `business.yaml` that BUSINESS_CONFIG names explicitly. Tests wanting the example call `example_business`.
+    """
+    if path == DEFAULT_BUSINESS_CONFIG and not path.exists():
+        return example_business()
+    return parse_business(_read(path, str(path)), str(path))
+
+
+def configured_business(settings: Settings) -> Business:
+    """The business BUSINESS_CONFIG names; the example only when BUSINESS_CONFIG is unset and `business.yaml` is absent.
+
+    Whether the key was set comes from pydantic's `model_fields_set` (environment or `.env`), not from comparing
+    the value with the default: `BUSINESS_CONFIG=business.yaml` is a promise that the file exists.
+    """
+    path = settings.business_config
+    if "business_config" not in settings.model_fields_set:
+        return load_business(path)
+    return parse_business(_read(path, f"BUSINESS_CONFIG={path}"), str(path))

@@ -14,6 +14,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from agent.api import IncomingText, TurnResult
 from agent.assistant import thread_config
 from agent.model import build_chat_model
+from core.business import example_business
 from core.clock import FixedClock
 from core.settings import Settings
 from evals.dataset import Conversation, Turn
@@ -21,7 +22,6 @@ from evals.replay import OPENAI_HOST, model_cassette
 from evals.wiring import (
     DATABASE_FILE,
     Wired,
-    example_business,
     open_migrated_database,
     seed_appointments,
     sqlite_url,

@@ -19,7 +19,7 @@ from agent.checkpointer import open_checkpointer
 from agent.graph import Graph, build_graph
 from booking.calendar import Calendar
 from booking.local_calendar import LocalCalendar
-from core.business import Business, example_business_text, parse_business
+from core.business import Business
 from core.clock import Clock
 from core.timeutil import localize
 from evals.dataset import Customer, SeedAppointment
@@ -32,11 +32,6 @@ from tools.context import ToolServices
 from tools.whatsapp import RecordingSender
 
 DATABASE_FILE = "asistente.db"
-
-
-def example_business() -> Business:
-    """The shipped example salon. Recorded conversations are about it, whatever business.yaml says."""
-    return parse_business(example_business_text(), "business.example.yaml")
 
 
 @dataclass

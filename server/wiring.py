@@ -21,7 +21,7 @@ from agent.graph import build_graph
 from agent.model import build_chat_model
 from agent.policy import TurnPolicy
 from agent.tracing import TurnTracer
-from core.business import Business, load_business
+from core.business import Business, configured_business
 from core.clock import Clock, SystemClock
 from core.settings import Settings
 from integrations.twilio.transport import DEFAULT_TIMEOUT_SECONDS, MessageTransport
@@ -116,7 +116,7 @@ async def open_services(
     every service built on them; close them all on exit. `metrics` is the app's registry when an app exists."""
     given = overrides or Overrides()
     options = given.options or ServerOptions()
-    business = given.business or load_business(settings.business_config)
+    business = given.business or configured_business(settings)
     clock = given.clock or SystemClock()
     metrics = metrics or ServerMetrics()
     owner = worker_id()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,8 +13,9 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
+from _pytest.terminal import TerminalReporter
 
-from core.business import Business, load_business
+from core.business import Business, example_business
 from store import Database, open_database
 from store.migrate import migrate
 
@@ -95,10 +97,29 @@ async def db(database_url: str) -> AsyncIterator[Database]:
         await database.close()
 
 
+def _skip_reason(report: pytest.TestReport) -> str:
+    # A skip's longrepr is (path, line, "Skipped: <reason>").
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
+def pytest_terminal_summary(terminalreporter: TerminalReporter) -> None:
+    """One line per skip reason instead of one per test (`-rs` would list ~135 PostgreSQL tests one by one)."""
+    reasons = Counter(_skip_reason(r) for r in terminalreporter.stats.get("skipped", []))
+    # The PostgreSQL half is skipped with slightly different wordings; it is one cause, so one line.
+    postgres = sum(count for reason, count in reasons.items() if "TEST_DATABASE_URL" in reason)
+    if postgres:
+        terminalreporter.write_line(f"skipped {postgres} PostgreSQL tests: TEST_DATABASE_URL not set (see .ci/run)")
+    for reason, count in sorted(reasons.items()):
+        if "TEST_DATABASE_URL" not in reason:
+            terminalreporter.write_line(f"skipped {count}: {reason}")
+
+
 @pytest.fixture
 def business() -> Business:
     """The shipped example salon (Madrid)."""
-    return load_business(Path("does-not-exist.yaml"))
+    return example_business()
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
+from core.business import example_business
 from core.settings import get_settings
-from evals.wiring import example_business
 from tests.chat_harness import (
     GREETING,
     HANG,
