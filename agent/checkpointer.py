@@ -11,20 +11,30 @@ from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from store.database import Database
+from store.migrate import created_tables, migrate, schema_lock, secure_tables
 from store.postgres import PostgresDatabase
 from store.sqlite import BUSY_TIMEOUT_MS, SqliteDatabase
 
 Checkpointer = AsyncSqliteSaver | AsyncPostgresSaver
 
+# LangGraph's PostgreSQL tables, read from its own migrations so that a table a newer version adds is closed too.
+CHECKPOINT_TABLES = frozenset(created_tables(AsyncPostgresSaver.MIGRATIONS))
+
 
 @asynccontextmanager
 async def open_checkpointer(db: Database, *, setup: bool = True) -> AsyncIterator[Checkpointer]:
-    """A checkpointer on `db`'s database: SQLite file (its own connection) or the PostgreSQL pool (shared)."""
+    """A checkpointer on `db`'s database: SQLite file (its own connection) or the PostgreSQL pool (shared).
+
+    With `setup`, LangGraph's tables are created or upgraded first; on PostgreSQL under the schema lock, because
+    LangGraph's setup fails when two processes run it at once (each inserts the same `checkpoint_migrations` row),
+    and the new tables are closed to Supabase's Data API before the lock is released.
+    """
     if isinstance(db, PostgresDatabase):
         # The pool's connections are autocommit, dict_row and never prepare: what the saver and poolers need.
         saver = AsyncPostgresSaver(conn=await db.pool())
         if setup:
-            await saver.setup()
+            async with schema_lock(db):
+                await _set_up_postgres(db, saver)
         yield saver
         return
     if isinstance(db, SqliteDatabase):
@@ -37,6 +47,28 @@ async def open_checkpointer(db: Database, *, setup: bool = True) -> AsyncIterato
             yield sqlite_saver
         return
     raise TypeError(f"no checkpointer for {type(db).__name__}")
+
+
+async def migrate_with_checkpoints(db: Database) -> list[str]:
+    """The whole schema (`asistente db migrate`): the migrations, then LangGraph's tables, under one schema lock
+    on PostgreSQL; return the migrations applied."""
+
+    async def checkpoint_tables() -> None:
+        if isinstance(db, PostgresDatabase):
+            # The lock is already held (by `migrate`): set up directly, never through `open_checkpointer`.
+            await _set_up_postgres(db, AsyncPostgresSaver(conn=await db.pool()))
+            return
+        async with open_checkpointer(db, setup=True):
+            pass
+
+    return await migrate(db, then=checkpoint_tables)
+
+
+async def _set_up_postgres(db: PostgresDatabase, saver: AsyncPostgresSaver) -> None:
+    # The caller holds the schema lock. The saver creates its tables in the target schema, where Supabase's default
+    # privileges may have granted the Data API roles access: close them at once.
+    await saver.setup()
+    await secure_tables(db, CHECKPOINT_TABLES)
 
 
 async def prune_threads(saver: BaseCheckpointSaver[str], thread_ids: Sequence[str]) -> None:

@@ -12,8 +12,8 @@ import typer
 from psycopg.conninfo import conninfo_to_dict
 
 from cli.config import fail, load_configuration, one_line
+from core.settings import Settings
 from store import open_database
-from store.migrate import migrate
 from store.sqlite import sqlite_path
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -90,26 +90,22 @@ async def check_database(url: str) -> None:
 
 
 async def _migrate(url: str) -> list[str]:
-    from agent.checkpointer import open_checkpointer
+    from agent.checkpointer import migrate_with_checkpoints
 
     await check_database(url)
     db = open_database(url, open_timeout=CONNECT_TIMEOUT_SECONDS)
     try:
-        applied = await migrate(db)
-        async with open_checkpointer(db, setup=True):
-            pass
-        return applied
+        # One schema lock for our migrations, LangGraph's tables and closing them to Supabase's Data API.
+        return await migrate_with_checkpoints(db)
     finally:
         await db.close()
 
 
-@db_app.command("migrate")
-def db_migrate() -> None:
-    """Apply the schema (and the conversation-memory tables) to DATABASE_URL; safe to run again."""
-    settings, _ = load_configuration()
+def migrate_or_fail(settings: Settings) -> list[str]:
+    """Apply the whole schema to DATABASE_URL (also what `serve` does first); expected failures exit in one line."""
     where = describe_database(settings.database_url)
     try:
-        applied = asyncio.run(_migrate(settings.database_url))
+        return asyncio.run(_migrate(settings.database_url))
     except DatabaseUnavailable as exc:
         raise fail(str(exc)) from None
     except TimeoutError as exc:
@@ -119,4 +115,11 @@ def db_migrate() -> None:
         # After a successful connection: e.g. the role may not create tables, or the server went away midway.
         # Each migration commits with its ledger row, so running again resumes where this one stopped.
         raise fail(f"db migrate failed on {where}: {_driver_reason(exc)}; fix the cause, {_AGAIN}") from None
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply the schema (and the conversation-memory tables) to DATABASE_URL; safe to run again."""
+    settings, _ = load_configuration()
+    applied = migrate_or_fail(settings)
     typer.echo("applied: " + ", ".join(applied) if applied else "schema up to date")

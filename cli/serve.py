@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from cli.config import fail, load_configuration
+from cli.db import migrate_or_fail
 from core.business import Business
 from core.clock import SystemClock
 from core.logs import configure_logging
@@ -26,17 +27,6 @@ def _require_model(settings: Settings, with_agent: bool) -> None:
             "no model configured: set OPENAI_API_KEY (or OPENAI_BASE_URL), or pass --no-agent to store messages "
             "without answering them"
         )
-
-
-async def _migrate(settings: Settings) -> None:
-    from store import open_database
-    from store.migrate import migrate
-
-    db = open_database(settings.database_url)
-    try:
-        await migrate(db)
-    finally:
-        await db.close()
 
 
 def serve(
@@ -63,7 +53,7 @@ def serve(
     if allow_unsigned_webhooks:
         logger.warning("unsigned webhooks are accepted where no secret is configured: development only")
     if migrate_first:
-        asyncio.run(_migrate(settings))
+        migrate_or_fail(settings)
     application = create_app(
         settings,
         Overrides(business=business, options=ServerOptions(allow_unsigned_webhooks=allow_unsigned_webhooks)),

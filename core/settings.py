@@ -7,11 +7,14 @@ what is needed down through constructors.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, ClassVar, Self
+from urllib.parse import unquote, urlsplit
 
-from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Values copied from documentation or `.env.example` that must never reach a real service. Matched on the start of
@@ -26,10 +29,30 @@ _PLACEHOLDER_PREFIXES = (
     "your-",
     "replace",
     "placeholder",
+    "example",
+    "dummy",
     "<",
 )
-_PLACEHOLDER_EXACT = {"", "secret", "password", "token", "test", "xxx"}
+_PLACEHOLDER_EXACT = {"", "secret", "password", "token", "test", "xxx", "..."}
 _VENDOR_PREFIXES = ("sk-proj-", "sk-", "lsv2_pt_", "lsv2_sk_")
+# URL parts that are placeholders. Hosts are matched whole, label by label, and narrowly ("tu-peluqueria.es" may be
+# a real domain); path segments (ids) also when "x" or one character is repeated: Calendly's documentation writes
+# ids as AAAAAAAAAAAAAAAA. Brackets and braces are template syntax, never part of a real address.
+_HOST_PLACEHOLDER = re.compile(
+    r"(tu|your)[_-]?(dominio|domain|servidor|server|host)|(tu|your)_.*|change[_-]?me|placeholder|x{3,}|.*[<>{}].*",
+    re.IGNORECASE,
+)
+_SEGMENT_PLACEHOLDER = re.compile(
+    r"(tu|your)_.*|(tu|your)-(user|id|uuid|uri|event|org).*|change[_-]?me.*|placeholder.*"
+    r"|x{3,}|(?P<c>.)(?P=c){7,}|.*[<>{}].*",
+    re.IGNORECASE,
+)
+# Hosts that can never be a business's own address (RFC 2606 / RFC 6761): example.com/.net/.org, *.example, *.invalid.
+_RESERVED_HOST = re.compile(r"(^|\.)(example\.(com|net|org)|example|invalid)$", re.IGNORECASE)
+# A Twilio SID: two capital letters (AC account, HX content) and 32 hexadecimal characters.
+_SID_SHAPE = re.compile(r"[A-Z]{2}[0-9a-fA-F]{32}")
+
+_HINTS = {"CALENDLY_WEBHOOK_SIGNING_KEY": " (`asistente calendly subscribe` generates one when the key is unset)"}
 
 DEFAULT_DATABASE_URL = "sqlite:///./data/asistente.db"
 
@@ -46,10 +69,53 @@ def is_placeholder(value: str) -> bool:
     )
 
 
+def is_placeholder_sid(value: str) -> bool:
+    """Whether a Twilio SID is a placeholder: `ACxxxx...`, `HXxxxx...`, `HX<your template>`, `changeme`..."""
+    text = value.strip()
+    if is_placeholder(text):
+        return True
+    rest = text[2:] if re.match(r"[A-Za-z]{2}", text) else text
+    return is_placeholder(rest) or re.fullmatch(r"x+", rest, re.IGNORECASE) is not None or "<" in rest
+
+
+def is_sid_shaped(value: str, prefix: str) -> bool:
+    """Whether `value` has the shape of a real Twilio SID starting with `prefix` (`AC`, `HX`)."""
+    return value.startswith(prefix) and _SID_SHAPE.fullmatch(value) is not None
+
+
+def is_placeholder_url(url: str) -> bool:
+    """Whether a URL or URI is a documentation placeholder, e.g. `https://tu-dominio.example` or
+    `https://api.calendly.com/users/tu_user_id`.
+
+    The host is one when it is reserved for documentation (example.com, *.example, *.invalid) or a label is a
+    placeholder word (`tu-dominio`, `your_host`, `xxx`); a path segment when it starts like one (`tu_user_id`), is
+    "x" or one character repeated (AAAAAAAAAAAAAAAA), or holds template brackets. Real hosts and random ids pass.
+    """
+    parts = urlsplit(url.strip())
+    host = (parts.hostname or "").lower()
+    if _RESERVED_HOST.search(host) or any(_HOST_PLACEHOLDER.fullmatch(label) for label in host.split(".")):
+        return True
+    segments = (unquote(segment) for segment in parts.path.split("/") if segment)
+    return any(_SEGMENT_PLACEHOLDER.fullmatch(segment) for segment in segments)
+
+
+@dataclass(frozen=True)
+class SettingsProblem:
+    """A value that cannot work. `refused`: the settings do not load at all (every command stops); otherwise
+    `asistente check` reports it and exits 1 when `failing`, while other commands still run."""
+
+    key: str
+    message: str
+    refused: bool = False
+    failing: bool = True
+
+
 class Settings(BaseSettings):
     """Every configuration key of Asistente. Field names map to upper-case environment variables."""
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True)
+    # False only in `asistente check`'s copy, which loads what it can and lists every refusal itself.
+    enforce_refusals: ClassVar[bool] = True
 
     # Persistence
     database_url: str = DEFAULT_DATABASE_URL
@@ -116,8 +182,26 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Self:
-        """Refuse a documentation placeholder in any secret whose backend is switched on."""
-        checks: list[tuple[str, SecretStr | None, bool]] = [
+        """Refuse every placeholder or missing value that would break a backend switched on, all in one error."""
+        problems = self.refusals() if self.enforce_refusals else []
+        if problems:
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError("refused_setting", "{message}", {"message": problem.message}),
+                        loc=(problem.key,),
+                        input=None,  # never the value: it may be a secret
+                    )
+                    for problem in problems
+                ],
+            )
+        return self
+
+    def refusals(self) -> list[SettingsProblem]:
+        """Values no command may run with: placeholders in the secrets and SIDs of a backend switched on (a
+        placeholder in an unused key is harmless), and the companions Twilio cannot work without."""
+        secrets: list[tuple[str, SecretStr | None, bool]] = [
             ("OPENAI_API_KEY", self.openai_api_key, self.openai_api_key is not None),
             ("TWILIO_AUTH_TOKEN", self.twilio_auth_token, self.twilio_enabled),
             ("CALENDLY_ACCESS_TOKEN", self.calendly_access_token, self.calendly_access_token is not None),
@@ -129,16 +213,34 @@ class Settings(BaseSettings):
             ("JWT_SECRET", self.jwt_secret, self.jwt_secret is not None),
             ("LANGSMITH_API_KEY", self.langsmith_api_key, self.langsmith_tracing),
         ]
-        for key, secret, enabled in checks:
-            if enabled and (secret is None or is_placeholder(secret.get_secret_value())):
-                raise ValueError(f"{key} is a placeholder or empty; set a real value or remove the key")
-        if self.twilio_account_sid is not None and re.fullmatch(r"AC[xX]+", self.twilio_account_sid):
-            raise ValueError("TWILIO_ACCOUNT_SID is a placeholder; set your real Account SID or remove the key")
+        refused: list[tuple[str, str]] = [
+            (key, "is a placeholder or empty; set the real value or remove the key" + _HINTS.get(key, ""))
+            for key, secret, used in secrets
+            if used and (secret is None or is_placeholder(secret.get_secret_value()))
+        ]
+        if self.twilio_account_sid is not None and is_placeholder_sid(self.twilio_account_sid):
+            refused.append(("TWILIO_ACCOUNT_SID", "is a placeholder; set your Account SID (AC...)"))
         if self.twilio_account_sid is not None and self.twilio_auth_token is None:
-            raise ValueError("TWILIO_AUTH_TOKEN is required when TWILIO_ACCOUNT_SID is set")
-        if self.twilio_enabled and not self.twilio_whatsapp_number:
-            raise ValueError("TWILIO_WHATSAPP_NUMBER is required when Twilio is configured")
-        return self
+            refused.append(("TWILIO_AUTH_TOKEN", "is required when TWILIO_ACCOUNT_SID is set"))
+        if self.twilio_enabled:
+            if not self.twilio_whatsapp_number:
+                refused.append(("TWILIO_WHATSAPP_NUMBER", "is required when Twilio is configured"))
+            refused += [
+                (key, "is a placeholder; set the Content SID (HX...) from Twilio or remove the key")
+                for key, sid in self.content_sids().items()
+                if sid is not None and is_placeholder_sid(sid)
+            ]
+        return [SettingsProblem(key, message, refused=True) for key, message in refused]
+
+    def content_sids(self) -> dict[str, str | None]:
+        """The Twilio Content SIDs by key: the four approved templates and the quick-reply buttons."""
+        return {
+            "TWILIO_TEMPLATE_CONFIRMATION_SID": self.twilio_template_confirmation_sid,
+            "TWILIO_TEMPLATE_REMINDER_SID": self.twilio_template_reminder_sid,
+            "TWILIO_TEMPLATE_CANCELLATION_SID": self.twilio_template_cancellation_sid,
+            "TWILIO_TEMPLATE_STAFF_ALERT_SID": self.twilio_template_staff_alert_sid,
+            "TWILIO_CONTENT_CONFIRM_BUTTONS_SID": self.twilio_content_confirm_buttons_sid,
+        }
 
     @property
     def twilio_enabled(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -10,6 +11,7 @@ from functools import lru_cache
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
@@ -20,6 +22,10 @@ _NAMED_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 # Supabase's transaction pooler (:6543) cannot keep prepared statements between transactions: never prepare.
 CONNECTION_KWARGS: dict[str, Any] = {"autocommit": True, "prepare_threshold": None, "row_factory": dict_row}
+
+# How often a process waiting for an advisory lock asks again: soon at first, then at most twice a second.
+_LOCK_POLL_FIRST = 0.05
+_LOCK_POLL_MAX = 0.5
 
 
 @lru_cache(maxsize=512)
@@ -80,10 +86,61 @@ class PostgresDatabase(Database):
         async with pool.connection() as conn, conn.transaction():
             yield _PostgresConnection(conn)
 
-    async def execute_script(self, sql: str) -> None:
+    async def execute_script(self, sql: str, *, then: tuple[str, Params] | None = None) -> None:
+        """Run a multi-statement script in one transaction; `then` (one statement with `:name` parameters, e.g. a
+        migration's ledger row) runs in the same transaction, so both commit or neither does."""
         pool = await self.pool()
         async with pool.connection() as conn, conn.transaction():
+            # Bytes without parameters: psycopg sends the script as one simple query, several statements allowed.
             await conn.execute(sql.encode())
+            if then is not None:
+                await conn.execute(to_pyformat(then[0]), _adapt(then[1]))
+
+    @asynccontextmanager
+    async def exclusive(self, namespace: int, name: str, *, give_up_after: float) -> AsyncIterator[None]:
+        """Hold the advisory lock (`namespace`, hash of `name`) in this database for the block; other sessions
+        asking for it wait (up to `give_up_after` seconds, then `TimeoutError`).
+
+        The lock is a transaction lock held by a dedicated connection that stays idle in its transaction while the
+        block runs its statements on the pool. A session lock (`pg_advisory_lock`) would, behind a transaction pooler
+        (Supabase's :6543), be taken on one server connection and possibly never released; a transaction pins its
+        server connection, and ending it (or losing the connection) always releases the lock. Waiting is polled with
+        `pg_try_advisory_xact_lock`, never blocked in `pg_advisory_xact_lock`: a waiter blocked in a statement keeps a
+        snapshot open, and `CREATE INDEX CONCURRENTLY` (LangGraph's setup runs it) inside the block waits for every
+        such snapshot, which is a deadlock across processes.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + give_up_after
+        delay = _LOCK_POLL_FIRST
+        conn = await psycopg.AsyncConnection.connect(
+            self.url, prepare_threshold=None, autocommit=False, connect_timeout=max(1, round(self.open_timeout))
+        )
+        # Composed without parameters: psycopg sends a simple query, whose snapshot ends with it. With parameters,
+        # the finished statement's portal (and its snapshot) would live on while the holder sits idle, and
+        # `CREATE INDEX CONCURRENTLY` in the block would wait for the holder for ever. SET LOCAL (set_config's true):
+        # a database-wide idle-in-transaction timeout must not end the holder mid-block.
+        try_lock = sql.SQL(
+            "SELECT set_config('idle_in_transaction_session_timeout', '0', true), "
+            "pg_try_advisory_xact_lock({}, hashtext({})) AS locked"
+        ).format(sql.Literal(namespace), sql.Literal(name))
+        try:
+            while True:
+                row = await (await conn.execute(try_lock)).fetchone()
+                if row is not None and row[1]:
+                    break
+                await conn.rollback()
+                if loop.time() + delay > deadline:
+                    raise TimeoutError(
+                        f"advisory lock ({namespace}, {name!r}) still held by another session after {give_up_after:g} s"
+                    )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _LOCK_POLL_MAX)
+            yield
+        finally:
+            # Ending the transaction releases the lock at once (closing alone would too, once the server notices).
+            with contextlib.suppress(psycopg.Error):
+                await conn.rollback()
+            await conn.close()
 
     async def close(self) -> None:
         if self._opened:
