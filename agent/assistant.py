@@ -79,7 +79,8 @@ class Assistant:
     ) -> TurnResult:
         """Run one turn for the customer's messages; a pending confirmation is answered by them instead."""
         # A quick-reply button may arrive without text; its payload stands for what the customer "said".
-        texts = [t for t in (m.body or m.button_payload or "" for m in messages) if t.strip()]
+        said = [(m, text) for m in messages if (text := m.body or m.button_payload or "").strip()]
+        texts = [text for _, text in said]
         ctx = await self._context(wa_id, "customer", profile_name, texts)
         config = thread_config(wa_id, self._policy)
         snapshot = await self._graph.aget_state(config)
@@ -90,13 +91,7 @@ class Assistant:
             replies = [{"text": m.body, "button_payload": m.button_payload} for m in messages]
             graph_input = Command(resume={"replies": replies, "message_id": _message_id(messages[0])})
         else:
-            graph_input = {
-                "messages": [
-                    HumanMessage(content=m.body or m.button_payload or "", id=_message_id(m))
-                    for m in messages
-                    if (m.body or m.button_payload or "").strip()
-                ]
-            }
+            graph_input = {"messages": [HumanMessage(content=text, id=_message_id(m)) for m, text in said]}
         with self._tracer.turn(wa_id, "customer"):
             result = await self._run(graph_input, config, ctx)
         return await self._finish(wa_id, result)

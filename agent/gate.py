@@ -51,7 +51,7 @@ def _invalid_arguments(call: ToolCall, exc: ValidationError) -> ToolMessage:
     return refusal(call, "invalid_arguments", f"Fix the arguments and call {call['name']} again. {details}")
 
 
-async def _slot_start(services: ToolServices, name: str, args: dict[str, Any]) -> datetime | None:
+async def _slot_start(services: ToolServices, args: dict[str, Any]) -> datetime | None:
     # The question can never outlive the appointment it is about (the earliest slot involved).
     tz = services.business.tz
     starts: list[datetime] = []
@@ -73,7 +73,7 @@ async def review(
     try:
         args = write.tool.tool_call_schema.model_validate(call["args"]).model_dump()  # type: ignore[union-attr]
         question = await write.confirm(ToolContext(turn, services), args)
-        slot = await _slot_start(services, call["name"], args)
+        slot = await _slot_start(services, args)
     except ValidationError as exc:
         return _invalid_arguments(call, exc)
     except Refusal as refused:

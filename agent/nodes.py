@@ -52,14 +52,10 @@ def _model_budget_spent(state: ConversationState, policy: TurnPolicy) -> bool:
     return calls >= policy.max_model_calls and bool(last.tool_calls or last.invalid_tool_calls)
 
 
-def _send_limit_refused(state: ConversationState) -> bool:
-    # The model tried to send more messages than a turn allows: the turn ends instead of looping on refusals.
-    for message in reversed(state.get("messages", [])):
-        if not isinstance(message, ToolMessage):
-            return False
-        if message.name == SEND_TOOL and '"error": "limit_reached"' in str(message.content):
-            return True
-    return False
+def _send_limit_refused(state: ConversationState, policy: TurnPolicy) -> bool:
+    # More send_whatsapp calls were answered this turn than it allows: the extra ones were refused, and the turn
+    # ends instead of looping on refusals.
+    return thread.calls_this_turn(state.get("messages", []), SEND_TOOL) > policy.max_messages_sent
 
 
 def _unreadable(call: InvalidToolCall) -> ToolMessage:
@@ -97,7 +93,7 @@ class Nodes:
         results = [_unreadable(bad) for bad in _last_ai(state).invalid_tool_calls]
         reads: list[ToolCall] = []
         write_seen = False
-        sends_left = self._policy.max_messages_sent - thread.sent_this_turn(state.get("messages", []), SEND_TOOL)
+        sends_left = self._policy.max_messages_sent - thread.calls_this_turn(state.get("messages", []), SEND_TOOL)
         for call in _unanswered(state):
             if call["name"] in WRITE_TOOLS:
                 if runtime.context.kind == "system":
@@ -116,7 +112,7 @@ class Nodes:
 
     def after_tools(self, state: ConversationState) -> Literal["review", "agent", "out_of_budget"]:
         """A spent budget ends the turn; a write still unanswered goes to review; else the model reads results."""
-        if _send_limit_refused(state):
+        if _send_limit_refused(state, self._policy):
             return "out_of_budget"
         return "review" if _unanswered(state) else "agent"
 
@@ -156,9 +152,9 @@ class Nodes:
             gate.refusal(call, "budget_exhausted", "This turn is over; nothing more was done.")
             for call in _unanswered(state)
         ]
-        text = render_localized("messages/turn_budget", runtime.context.language)
-        if runtime.context.kind == "system":
-            text = ""  # a system turn's text never reaches the customer anyway
+        # A system turn's text never reaches the customer anyway.
+        system = runtime.context.kind == "system"
+        text = "" if system else render_localized("messages/turn_budget", runtime.context.language)
         final = AIMessage(content=text, response_metadata={BUDGET_KEY: reason})
         return {"messages": [*closing, final]}
 

@@ -45,8 +45,8 @@ def model_calls_this_turn(messages: Sequence[AnyMessage]) -> int:
     return sum(isinstance(m, AIMessage) for m in messages[turn_start(messages) :])
 
 
-def sent_this_turn(messages: Sequence[AnyMessage], tool_name: str) -> int:
-    """How many calls of `tool_name` ran (successfully or not) since the turn began."""
+def calls_this_turn(messages: Sequence[AnyMessage], tool_name: str) -> int:
+    """How many calls of `tool_name` were answered since the turn began (run, failed or refused)."""
     return sum(isinstance(m, ToolMessage) and m.name == tool_name for m in messages[turn_start(messages) :])
 
 

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import openai
 
+from core.quoting import one_line
 from core.settings import Settings
 
 DEFAULT_HOST = "api.openai.com"
@@ -24,11 +25,6 @@ def model_host(settings: Settings) -> str:
     url = urlsplit(str(settings.openai_base_url))
     host = url.hostname or str(settings.openai_base_url)
     return f"{host}:{url.port}" if url.port else host
-
-
-def _detail(text: str) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= _DETAIL_WIDTH else f"{line[: _DETAIL_WIDTH - 1]}…"
 
 
 def describe_model_error(exc: BaseException, settings: Settings) -> str | None:
@@ -57,5 +53,5 @@ def describe_model_error(exc: BaseException, settings: Settings) -> str | None:
     if isinstance(exc, openai.APIConnectionError):
         return f"cannot reach the model at {where}: check OPENAI_BASE_URL or the network"
     if isinstance(exc, openai.APIStatusError):
-        return f"the model at {where} failed ({exc.status_code}): {_detail(exc.message)}"
-    return f"the model at {where} failed: {_detail(str(exc) or type(exc).__name__)}"
+        return f"the model at {where} failed ({exc.status_code}): {one_line(exc.message, limit=_DETAIL_WIDTH)}"
+    return f"the model at {where} failed: {one_line(str(exc) or type(exc).__name__, limit=_DETAIL_WIDTH)}"

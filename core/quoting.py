@@ -8,18 +8,18 @@ heading or tag of ours. The prompt tells the model that data blocks are facts wr
 from __future__ import annotations
 
 import json
-import re
 import unicodedata
 from collections.abc import Mapping
 
 MAX_CHARS = 200
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+# Control and format characters, line and paragraph separators: each becomes a space.
+_NEUTRALISED = {"Cc", "Cf", "Zl", "Zp"}
 
 
 def one_line(text: str, *, limit: int = MAX_CHARS) -> str:
     """`text` on one line, without control or format characters, at most `limit` characters."""
-    cleaned = "".join(" " if unicodedata.category(ch) in {"Cc", "Cf", "Zl", "Zp"} else ch for ch in text)
-    flat = " ".join(_CONTROL.sub(" ", cleaned).split())
+    cleaned = "".join(" " if unicodedata.category(ch) in _NEUTRALISED else ch for ch in text)
+    flat = " ".join(cleaned.split())
     return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
 
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.quoting import one_line
 from core.settings import Settings
 from evals.dataset import Conversation
 from evals.evaluators import EvaluationResult, Evaluator, evaluate_run
@@ -81,17 +82,12 @@ async def run_suite(
     return SuiteReport(cases, threshold)
 
 
-def _shorten(text: str, width: int) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
-
-
 def format_report(report: SuiteReport) -> str:
     """A table of every verdict (failures in full) and the pass-rate summary."""
     rows = [("conversation", "evaluator", "result", "reason")]
     for case in report.cases:
         for result in case.results:
-            reason = result.reason if not result.passed else _shorten(result.reason, _REASON_WIDTH)
+            reason = result.reason if not result.passed else one_line(result.reason, limit=_REASON_WIDTH)
             rows.append((case.name, result.evaluator, "pass" if result.passed else "FAIL", reason))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     lines = [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}" for r in rows]
