@@ -16,9 +16,13 @@ class ServerOptions:
     # Wait this long after picking up a conversation before reading its messages, so that "hola" / "quiero cita" /
     # "mañana" sent in quick succession become one turn.
     debounce_seconds: float = 1.5
-    # How long a worker owns a conversation without renewing; a dead worker's conversations are resumed after it.
-    lease_seconds: float = 60.0
+    # How long a worker owns a conversation without renewing (a heartbeat renews it every third of this while a turn
+    # runs); a dead worker's conversations are taken over by another worker after it.
+    lease_seconds: float = 15.0
     poll_seconds: float = 1.0
+    # A customer whose turn failed (or hangs) hears one holding message after this long; checked this often.
+    holding_after_seconds: float = 60.0
+    holding_check_seconds: float = 10.0
     # On shutdown, running turns may finish for this long before they are cancelled.
     shutdown_grace_seconds: float = 10.0
     max_concurrent_turns: int = 16

@@ -35,6 +35,7 @@ from server.ops.stats import StatsService
 from server.options import ServerOptions
 from server.pipeline.delivery import Delivery, templates_from
 from server.pipeline.handoff import StaffAlertHandoff
+from server.pipeline.holding import HoldingNotifier
 from server.pipeline.intake import InboundIntake
 from server.pipeline.outbox import Outbox, OutboxSender
 from server.pipeline.reminders import ReminderDispatcher, ReminderScheduler
@@ -253,6 +254,13 @@ async def open_services(
             options=options,
             turn_wakeup=turn_wakeup,
             delivery_wakeup=delivery_wakeup,
+            holding=HoldingNotifier(
+                db=db,
+                clients=clients,
+                clock=clock,
+                language=business.language,
+                after=timedelta(seconds=options.holding_after_seconds),
+            ),
         )
         yield Services(
             settings=settings,

@@ -10,6 +10,7 @@ from store.conversations import fence_lease, record_inbound_in
 from store.database import Connection, Database, Params
 from store.models import InboundMessage
 from store.outbox_insert import insert_outbox
+from store.waiting import redrive_failed_turns
 
 _COLUMNS = (
     "id, message_sid, wa_id, profile_name, body, button_payload, media, raw, status, error, received_at, processed_at"
@@ -210,6 +211,10 @@ class InboundRepository:
                     dedupe_key=f"turn:customer:{reply_to}:unavailable",
                 )
         return failed
+
+    async def redrive_failed(self, *, now: datetime) -> int:
+        """Make the turns waiting out a failure backoff due now (messages and system events); how many moved."""
+        return await redrive_failed_turns(self._db, now=now)
 
     async def received_since(self, since: datetime) -> list[InboundMessage]:
         """Every message received since a moment, oldest first (for statistics)."""

@@ -27,9 +27,10 @@ logger = logging.getLogger(__name__)
 
 _OUTBOUND_KINDS: dict[str, OutboundKind] = {kind: kind for kind in get_args(OutboundKind)}
 
-# A failed turn (model provider down, a timeout) is tried again after these pauses, then given up: a short outage
-# costs the customer a delay, not an answer.
-TURN_RETRY_BACKOFF = (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=10))
+# A failed turn (model provider down, a timeout) is tried again after these pauses (about 50 minutes in all), then
+# given up with an apology: an outage costs the customer a delay, not an answer. The customer hears a holding
+# message after a minute (`holding.py`), and the first turn that succeeds again re-drives the rest at once.
+TURN_RETRY_BACKOFF = tuple(timedelta(seconds=s) for s in (15, 30, 60, 120, 300, 600, 900, 900))
 TURN_MAX_ATTEMPTS = len(TURN_RETRY_BACKOFF) + 1
 
 
@@ -70,6 +71,8 @@ class ConversationRunner:
         self._backoff = tuple(retry_backoff)
         self._max_attempts = max_attempts
         self._language = language
+        # Set by a failed turn, cleared by the re-drive after the next success (so a healthy worker pays nothing).
+        self._failing = False
 
     async def run(self, wa_id: str, *, stopping: asyncio.Event | None = None) -> bool:
         """Process everything pending for `wa_id` (or until `stopping` is set between turns); False when another
@@ -163,6 +166,7 @@ class ConversationRunner:
             with turn_scope(scope):
                 result = await self._agent.customer_turn(wa_id, texts, profile_name=profile_name)
         except Exception as exc:
+            self._failing = True
             self._metrics.turns.labels("customer", "error").inc()
             self._metrics.dependency_errors.labels("agent").inc()
             logger.exception("customer turn failed", extra={"wa_id": wa_id, "messages": len(ids)})
@@ -198,6 +202,7 @@ class ConversationRunner:
         )
         self._outbox.notify()
         self._metrics.turns.labels("customer", "ok").inc()
+        await self._redrive_after_outage()
         logger.info("customer turn done", extra={"wa_id": wa_id, "messages": len(ids), "replies": len(replies)})
 
     async def _system_turn(self, event: SystemEvent) -> None:
@@ -214,6 +219,7 @@ class ConversationRunner:
             with turn_scope(scope):
                 result = await self._agent.system_turn(event.wa_id, event.description, event_id=str(event.id))
         except Exception as exc:
+            self._failing = True
             self._metrics.turns.labels("system", "error").inc()
             self._metrics.dependency_errors.labels("agent").inc()
             logger.exception("system turn failed", extra={"wa_id": event.wa_id, "event_id": event.id})
@@ -234,6 +240,16 @@ class ConversationRunner:
             logger.warning("system turn returned replies; ignored", extra={"event_id": event.id})
         await self._system_events.finish(event, now=self._clock.now(), owner=self._owner)
         self._metrics.turns.labels("system", "ok").inc()
+        await self._redrive_after_outage()
+
+    async def _redrive_after_outage(self) -> None:
+        # A turn succeeded after failures: whatever else failed meanwhile need not wait out its backoff.
+        if not self._failing:
+            return
+        self._failing = False
+        moved = await self._inbound.redrive_failed(now=self._clock.now())
+        if moved:
+            logger.info("turns succeed again; failed turns re-driven", extra={"re_driven": moved})
 
     def _note_budget(self, kind: str, wa_id: str, reason: str | None) -> None:
         # A runaway turn was cut short by the agent's budget: it completed (no retry), but staff should know.

@@ -18,6 +18,7 @@ from core.clock import Clock
 from server.calendar_sync.events import CalendlyEventProcessor
 from server.options import ServerOptions
 from server.pipeline.delivery import Delivery
+from server.pipeline.holding import HoldingNotifier
 from server.pipeline.reminders import ReminderDispatcher, ReminderScheduler
 from server.pipeline.turns import ConversationRunner
 from server.pipeline.wakeup import Wakeup
@@ -49,7 +50,10 @@ class Worker:
         options: ServerOptions,
         turn_wakeup: Wakeup,
         delivery_wakeup: Wakeup,
+        holding: HoldingNotifier | None = None,
     ) -> None:
+        """`holding` tells customers kept waiting by failing turns that an answer will follow (None: never)."""
+        self._holding = holding
         self._runner = runner
         self._conversations = conversations
         self._delivery = delivery
@@ -97,6 +101,8 @@ class Worker:
         loops = [self._delivery_loop(), self._maintenance_loop()]
         if self._runner is not None:
             loops.append(self._conversation_loop(self._runner))
+            if self._holding is not None:
+                loops.append(self._holding_loop(self._holding))
         try:
             await asyncio.gather(*loops)
             await asyncio.gather(*self._active.values(), return_exceptions=True)
@@ -138,6 +144,17 @@ class Worker:
             except Exception:
                 logger.exception("delivery pass failed")
             await self._delivery_wakeup.wait(self._options.poll_seconds)
+
+    async def _holding_loop(self, holding: HoldingNotifier) -> None:
+        # Its own short period: the maintenance pass runs every half minute, too coarse for "after about a minute".
+        while not self._stopping.is_set():
+            try:
+                if await holding.notify_waiting():
+                    self._delivery_wakeup.set()
+            except Exception:
+                logger.exception("holding-message pass failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._options.holding_check_seconds)
 
     async def _maintenance_loop(self) -> None:
         while not self._stopping.is_set():

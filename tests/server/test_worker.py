@@ -5,27 +5,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 import pytest
 
-from agent.api import IncomingText, TurnResult
 from core.clock import FixedClock
 from prompts import render_localized
-from server.ops.metrics import ServerMetrics
 from server.options import ServerOptions
-from server.pipeline.outbox import Outbox, OutboxSender
 from server.pipeline.turns import TURN_MAX_ATTEMPTS, TURN_RETRY_BACKOFF, ConversationRunner
 from store import Database, open_database
 from store.conversations import ConversationRepository, LeaseLost
 from store.inbound import InboundRepository
-from store.outbox import OutboxRepository
 from store.system_events import SystemEventRepository
 from tests.server.conftest import FAST, RunningApp, Secrets, StartApp
 from tests.server.helpers import CUSTOMER, FakeAgent, TwilioDouble, inbound_form, post_signed, wait_until
-from tools.whatsapp import MessageSender
+from tests.server.scripted_turns import ScriptedTurns, customer_message, make_runner
 
 
 async def _answered(db: Database, count: int = 1) -> None:
@@ -171,68 +166,6 @@ async def test_a_worker_that_loses_its_lease_abandons_the_turn_without_answering
 # --- Turns re-run after a crash, a lost lease or an agent failure (runner-level, deterministic clock) ---------------
 
 
-@dataclass
-class ScriptedTurns:
-    """A `ConversationAgent` whose turns send through `sender` (as `send_whatsapp` does), then follow a script.
-
-    Each entry of `script` decides one turn: "hang" (wait until cancelled, like a worker killed mid-turn), "raise"
-    (an agent failure such as an OpenAI outage) or "ok". Turns past the end of the script are "ok".
-    """
-
-    sender: MessageSender | None = None
-    send_text: str | None = None
-    script: list[str] = field(default_factory=list)
-    calls: list[str] = field(default_factory=list)
-    sent: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def _turn(self, kind: str, wa_id: str) -> TurnResult:
-        self.calls.append(kind)
-        if self.sender is not None and self.send_text is not None:
-            await self.sender.send(wa_id, self.send_text, kind="system" if kind == "system" else "reply")
-            self.sent.set()
-        step = self.script.pop(0) if self.script else "ok"
-        if step == "hang":
-            await asyncio.Event().wait()
-        if step == "raise":
-            raise RuntimeError("APIConnectionError: the model provider is down")
-        return TurnResult(replies=("te respondo",) if kind == "customer" else ())
-
-    async def customer_turn(
-        self, wa_id: str, messages: Sequence[IncomingText], *, profile_name: str | None = None
-    ) -> TurnResult:
-        """One scripted customer turn."""
-        return await self._turn("customer", wa_id)
-
-    async def system_turn(self, wa_id: str, event: str, *, event_id: str | None = None) -> TurnResult:
-        """One scripted system turn."""
-        return await self._turn("system", wa_id)
-
-
-def _runner(
-    db: Database,
-    clock: FixedClock,
-    agent: ScriptedTurns,
-    *,
-    owner: str = "worker-1",
-    lease_seconds: float = 30.0,
-    conversations: ConversationRepository | None = None,
-) -> ConversationRunner:
-    outbox = Outbox(OutboxRepository(db), clock)
-    agent.sender = OutboxSender(outbox)
-    return ConversationRunner(
-        agent=agent,
-        inbound=InboundRepository(db),
-        system_events=SystemEventRepository(db),
-        conversations=conversations or ConversationRepository(db),
-        outbox=outbox,
-        clock=clock,
-        metrics=ServerMetrics(),
-        owner=owner,
-        debounce_seconds=0.0,
-        lease_seconds=lease_seconds,
-    )
-
-
 async def _run_until_sent_then_kill(runner: ConversationRunner, agent: ScriptedTurns) -> None:
     task = asyncio.create_task(runner.run(CUSTOMER))
     await asyncio.wait_for(agent.sent.wait(), 5)
@@ -241,19 +174,13 @@ async def _run_until_sent_then_kill(runner: ConversationRunner, agent: ScriptedT
         await task
 
 
-async def _customer_message(db: Database, clock: FixedClock, sid: str = "SMr", body: str = "hola") -> int:
-    stored = await InboundRepository(db).receive(message_sid=sid, wa_id=CUSTOMER, body=body, received_at=clock.now())
-    assert stored is not None
-    return stored.id
-
-
 async def test_a_system_turn_rerun_after_a_crash_sends_its_message_once(db: Database, clock: FixedClock) -> None:
     agent = ScriptedTurns(send_text="Tu cita del martes se ha cancelado.", script=["hang"])
     event = await SystemEventRepository(db).enqueue(
         wa_id=CUSTOMER, source="calendly", description="cancelled", dedupe_key="calendly:1", now=clock.now()
     )
     assert event is not None
-    runner = _runner(db, clock, agent)
+    runner = make_runner(db, clock, agent)
     await _run_until_sent_then_kill(runner, agent)  # sent, then the worker died before recording the turn
     assert await db.fetch_value("SELECT status FROM system_events") == "processing"
 
@@ -266,8 +193,8 @@ async def test_a_system_turn_rerun_after_a_crash_sends_its_message_once(db: Data
 
 async def test_a_customer_turn_rerun_after_a_crash_sends_once_and_replies_once(db: Database, clock: FixedClock) -> None:
     agent = ScriptedTurns(send_text="Un momento, lo miro.", script=["hang"])
-    first = await _customer_message(db, clock)
-    runner = _runner(db, clock, agent)
+    first = await customer_message(db, clock)
+    runner = make_runner(db, clock, agent)
     await _run_until_sent_then_kill(runner, agent)
     assert await runner.run(CUSTOMER)
     assert agent.calls == ["customer", "customer"]
@@ -280,8 +207,8 @@ async def test_a_customer_turn_rerun_after_a_crash_sends_once_and_replies_once(d
 
 async def test_a_failing_agent_is_retried_with_backoff_and_answers_once(db: Database, clock: FixedClock) -> None:
     agent = ScriptedTurns(script=["raise", "raise"])
-    await _customer_message(db, clock)
-    runner = _runner(db, clock, agent)
+    await customer_message(db, clock)
+    runner = make_runner(db, clock, agent)
     conversations = ConversationRepository(db)
 
     assert await runner.run(CUSTOMER)
@@ -308,8 +235,8 @@ async def test_a_failing_agent_is_retried_with_backoff_and_answers_once(db: Data
 
 async def test_an_agent_that_keeps_failing_gives_up_with_one_apology(db: Database, clock: FixedClock) -> None:
     agent = ScriptedTurns(script=["raise"] * 10)
-    first = await _customer_message(db, clock)
-    runner = _runner(db, clock, agent)
+    first = await customer_message(db, clock)
+    runner = make_runner(db, clock, agent)
     for _ in range(TURN_MAX_ATTEMPTS + 2):
         await runner.run(CUSTOMER)
         clock.advance(TURN_RETRY_BACKOFF[-1])
@@ -327,7 +254,7 @@ async def test_a_failing_system_turn_is_retried_then_failed_without_an_apology(d
     await SystemEventRepository(db).enqueue(
         wa_id=CUSTOMER, source="calendly", description="cancelled", dedupe_key="calendly:2", now=clock.now()
     )
-    runner = _runner(db, clock, agent)
+    runner = make_runner(db, clock, agent)
     await runner.run(CUSTOMER)
     assert await db.fetch_one("SELECT status, attempts FROM system_events") == {"status": "pending", "attempts": 1}
     for _ in range(TURN_MAX_ATTEMPTS + 2):
@@ -371,7 +298,7 @@ async def test_the_worker_retries_a_failed_turn_once_its_backoff_passed(
 async def test_answer_is_refused_when_the_lease_passed_to_another_worker(db: Database, clock: FixedClock) -> None:
     conversations = ConversationRepository(db)
     inbound = InboundRepository(db)
-    first = await _customer_message(db, clock)
+    first = await customer_message(db, clock)
     now = clock.now()
     assert await conversations.acquire_lease(CUSTOMER, owner="worker-1", now=now, until=now + timedelta(seconds=1))
     # worker-1 stalls past its lease; worker-2 takes the conversation.
@@ -405,8 +332,8 @@ class _RenewalsFail(ConversationRepository):
 
 async def test_a_turn_stops_when_its_lease_runs_out_while_renewals_fail(db: Database, clock: FixedClock) -> None:
     agent = ScriptedTurns(send_text="…", script=["hang"])
-    await _customer_message(db, clock)
-    runner = _runner(db, clock, agent, lease_seconds=0.3, conversations=_RenewalsFail(db))
+    await customer_message(db, clock)
+    runner = make_runner(db, clock, agent, lease_seconds=0.3, conversations=_RenewalsFail(db))
     task = asyncio.create_task(runner.run(CUSTOMER))
     await asyncio.wait_for(agent.sent.wait(), 5)
     clock.advance(timedelta(seconds=1))  # past lease_until: another worker may now take the conversation
