@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal, Protocol, runtime_checkable
 
 from core.addresses import phone_of
@@ -104,4 +104,23 @@ class Calendar(Protocol):
 
     async def health(self) -> CalendarHealth:
         """Whether the backend answers."""
+        ...
+
+
+@runtime_checkable
+class RecoversInterruptedWrites(Protocol):
+    """A calendar whose writes are calls to another system, which a crash or a lost answer can cut off after that
+    system acted (Calendly). It records each write before making it and can settle it afterwards: what the other
+    system holds is stored as if the answer had arrived. The local calendar writes in one database transaction, so
+    nothing of it can be cut off half-way, and it does not implement this.
+    """
+
+    async def settle(self, client_id: int) -> list[Appointment]:
+        """Settle the customer's unfinished writes; the appointments they turned out to create, move or cancel.
+        Raises CalendarProblem when the other system cannot be asked right now."""
+        ...
+
+    async def sweep(self, *, older_than: timedelta, abandon_after: timedelta) -> list[Appointment]:
+        """Settle every write unfinished for longer than `older_than` (abandon what the other system holds nothing
+        of after `abandon_after`); the appointments that changed. Failures are logged, not raised."""
         ...

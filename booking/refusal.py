@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+import math
+from typing import Any, Final
 
 
 def problem(code: str, message: str, **fields: Any) -> str:
@@ -23,3 +24,30 @@ class Refusal(Exception):
     def result(self) -> str:
         """The refusal as JSON (what the model sees)."""
         return problem(self.code, self.message, **self.fields)
+
+
+# The calendar refused for a while (e.g. Calendly answered 429 with a long reset): distinct from every refusal about
+# the request itself, since the same request will succeed later.
+CALENDAR_BUSY: Final = "rate_limited"
+
+
+def calendar_busy_message(retry_after_seconds: float) -> str:
+    """What the model reads when the calendar turns requests away for `retry_after_seconds`: nothing was done, the
+    customer should write again shortly, and the model must not retry on its own (each retry would be refused too,
+    and a booking would put the question to the customer again)."""
+    when = _in_about(retry_after_seconds)
+    return (
+        "The booking system is receiving too many requests and turned this one away; nothing was booked, changed "
+        f"or checked. It accepts requests again {when}. Do not call the tool again in this turn: tell the customer "
+        f"that the booking system is busy right now and to write again {when}; offer the business's phone if they "
+        "cannot wait."
+    )
+
+
+def _in_about(seconds: float) -> str:
+    if seconds <= 60:
+        return "in a minute"
+    if seconds < 3600:
+        return f"in about {math.ceil(seconds / 60)} minutes"
+    hours = math.ceil(seconds / 3600)
+    return f"in about {hours} hour{'s' if hours > 1 else ''}"

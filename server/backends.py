@@ -7,7 +7,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from booking.calendar import Calendar
+from agent.api import ConversationAgent
+from agent.assistant import Assistant
+from booking.calendar import Calendar, RecoversInterruptedWrites
 from booking.local_calendar import LocalCalendar
 from core.business import Business
 from core.clock import Clock
@@ -58,11 +60,19 @@ async def open_calendar(
     stack: AsyncExitStack,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> Calendar:
-    """The configured calendar: Calendly when CALENDLY_ACCESS_TOKEN is set (its client closed with `stack`), else
-    the local calendar from the business YAML."""
+    """The configured calendar: Calendly when CALENDLY_ACCESS_TOKEN is set (its client closed with `stack`; each of
+    its writes recorded first as an intent in the same database), else the local calendar from the business YAML
+    (whose writes are single transactions, with nothing to record)."""
     if settings.calendly_access_token is None:
         return LocalCalendar(business, appointments, clock)
     client = calendly_client_for(settings, clock, transport)
     stack.push_async_callback(client.aclose)
     user_uri = str(settings.calendly_user_uri) if settings.calendly_user_uri else (await client.current_user()).uri
     return CalendlyCalendar(client, appointments, business, clock, user_uri)
+
+
+def interrupted_writes(agent: ConversationAgent | None) -> RecoversInterruptedWrites | None:
+    """The assistant's calendar when a crash can cut its writes off (Calendly), for the worker to settle; None for
+    the local calendar (one transaction per write) or an agent built elsewhere."""
+    calendar = agent.services.calendar if isinstance(agent, Assistant) else None
+    return calendar if isinstance(calendar, RecoversInterruptedWrites) else None

@@ -11,9 +11,11 @@ from pydantic import Field
 
 from booking.calendar import BookingRequest, CalendarProblem, Customer
 from booking.validation import SlotChoice, calendar_refusal, validate_email, validate_slot
-from core.timeutil import describe_day
+from core.timeutil import describe_day, localize
 from prompts import render_localized
+from store.models import Appointment
 from tools.context import ToolContext
+from tools.recovery import settle_interrupted, settled_change
 from tools.results import Refusal, ok
 
 
@@ -33,11 +35,27 @@ async def _validate(
     return choice, email
 
 
+def _settled_booking(ctx: ToolContext, settled: list[Appointment], service: str, start: datetime) -> Appointment | None:
+    """The booking asked for, if settling an earlier, cut-off attempt just stored it."""
+    found = ctx.services.business.find_service(service)
+    if found is None:
+        return None
+    local = localize(start, ctx.services.business.tz)
+    return settled_change(settled, status="confirmed", service=found.name, start=local)
+
+
 async def confirm_booking(ctx: ToolContext, args: dict[str, object]) -> str:
     """Validate a `book_appointment` call and render the question the customer must answer with a yes."""
-    choice, _ = await _validate(
-        ctx, str(args["service"]), _as_datetime(args["start_time"]), _opt(args.get("customer_email"))
-    )
+    start = _as_datetime(args["start_time"])
+    held = _settled_booking(ctx, await settle_interrupted(ctx), str(args["service"]), start)
+    if held is not None:
+        raise Refusal(
+            "already_booked",
+            "An earlier attempt at this booking did go through after all: the customer already has this "
+            "appointment, so there is nothing to confirm. Tell them it is booked.",
+            appointment_id=held.id,
+        )
+    choice, _ = await _validate(ctx, str(args["service"]), start, _opt(args.get("customer_email")))
     return render_localized(
         "confirm/book",
         ctx.turn.language,
@@ -71,6 +89,12 @@ async def book_appointment(
     # validating: once booked, the slot is (rightly) no longer free.
     key = f"{ctx.turn.wa_id}:{runtime.tool_call_id}"
     appointment = await ctx.services.appointments.by_idempotency_key(key)
+    if appointment is None:
+        # A crash may have cut this very call off after the calendar booked: settle that first, or the customer's
+        # own booking would read as a taken slot.
+        settled = await settle_interrupted(ctx)
+        appointment = await ctx.services.appointments.by_idempotency_key(key)
+        appointment = appointment or _settled_booking(ctx, settled, service, start_time)
     if appointment is None:
         try:
             choice, email = await _validate(ctx, service, start_time, customer_email)

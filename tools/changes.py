@@ -15,6 +15,7 @@ from core.timeutil import describe_day, localize
 from prompts import render_localized
 from store.models import Appointment
 from tools.context import ToolContext
+from tools.recovery import settle_interrupted, settled_change
 from tools.results import Refusal, ok
 
 
@@ -37,6 +38,7 @@ async def _changed(ctx: ToolContext, status: str, appointment: Appointment) -> s
 
 async def confirm_cancellation(ctx: ToolContext, args: dict[str, object]) -> str:
     """Validate a `cancel_appointment` call and render the question the customer must answer with a yes."""
+    await settle_interrupted(ctx)
     appointment, _ = await own_appointment(ctx.services, ctx.turn.wa_id, str(args["appointment_id"]))
     check_policy(ctx.services, appointment)
     start = _local(ctx, appointment)
@@ -63,6 +65,10 @@ async def cancel_appointment(
     customer in this chat can be cancelled.
     """
     ctx = runtime.context
+    # A crash may have cut this very call off after the calendar cancelled: settle that first (tools.recovery).
+    done = settled_change(await settle_interrupted(ctx), status="cancelled", appointment_id=appointment_id.strip())
+    if done is not None:
+        return await _changed(ctx, "cancelled", done)
     try:
         appointment, _ = await own_appointment(ctx.services, ctx.turn.wa_id, appointment_id)
         check_policy(ctx.services, appointment)
@@ -70,7 +76,8 @@ async def cancel_appointment(
     except Refusal as refusal:
         return refusal.result()
     except CalendarProblem as exc:
-        return Refusal(exc.code, exc.message, **exc.details).result()
+        retry = {} if exc.retry_after_seconds is None else {"retry_after_seconds": exc.retry_after_seconds}
+        return Refusal(exc.code, exc.message, **exc.details, **retry).result()
     return await _changed(ctx, "cancelled", cancelled)
 
 
@@ -94,6 +101,7 @@ async def _validate_move(
 
 async def confirm_reschedule(ctx: ToolContext, args: dict[str, object]) -> str:
     """Validate a `reschedule_appointment` call and render the question the customer must answer with a yes."""
+    await settle_interrupted(ctx)
     new_start = args["new_start_time"]
     appointment, choice = await _validate_move(
         ctx,
@@ -127,6 +135,12 @@ async def reschedule_appointment(
     The system asks the customer to confirm before moving it; do not ask yourself.
     """
     ctx = runtime.context
+    # A crash may have cut this very call off after the calendar moved it: settle that first (tools.recovery).
+    settled = await settle_interrupted(ctx)
+    start = localize(new_start_time, ctx.services.business.tz)
+    done = settled_change(settled, status="confirmed", appointment_id=appointment_id.strip(), start=start)
+    if done is not None:
+        return await _changed(ctx, "rescheduled", done)
     try:
         appointment, choice = await _validate_move(ctx, appointment_id, new_start_time)
     except Refusal as refusal:

@@ -1,5 +1,7 @@
 """The Calendly-backed calendar: Calendly owns availability and bookings; each booking is mirrored into
-`appointments` so ownership checks, reminders and conversation history work as on the local calendar."""
+`appointments` so ownership checks, reminders and conversation history work as on the local calendar. Every write
+is recorded as a write-ahead intent first (`integrations.calendly.writes`), so one whose answer is lost is settled
+with Calendly (`integrations.calendly.reconcile`) instead of being forgotten or made twice."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from booking.calendar import BookingRequest, CalendarHealth, CalendarProblem, Slot
+from booking.refusal import CALENDAR_BUSY, calendar_busy_message
 from core.business import Business, Service, normalize_name
 from core.clock import Clock
 from integrations.calendly.client import CalendlyClient
@@ -20,18 +23,17 @@ from integrations.calendly.models import (
     CalendlyError,
     CalendlyRateLimited,
     CalendlyUnavailable,
-    Invitee,
-    Location,
 )
+from integrations.calendly.reconcile import CalendlyReconciler
+from integrations.calendly.writes import DEFAULT_CANCEL_REASON, RESCHEDULE_REASON, UNDO_REASON, CalendlyWrites
 from store.appointments import AppointmentRepository
+from store.intents import WriteIntentRepository
 from store.models import Appointment
 
 logger = logging.getLogger(__name__)
 
-# Shown by Calendly to the invitee and the host in its cancellation e-mails.
-DEFAULT_CANCEL_REASON = "Cancelada por el cliente por WhatsApp"
-RESCHEDULE_REASON = "Reprogramada por WhatsApp"
-UNDO_REASON = "Anulada: no se pudo registrar la cita"
+# The cancellation reasons Calendly shows in its e-mails live with the writes; still importable from here.
+__all__ = ["DEFAULT_CANCEL_REASON", "RESCHEDULE_REASON", "UNDO_REASON", "CalendlyCalendar", "is_slot_taken"]
 
 # Calendly documents no specific error for "this time was booked meanwhile"; it validates start_time and answers
 # 400 with a start_time detail. A detail that speaks of availability (or a 409) is a taken slot; anything else about
@@ -51,12 +53,18 @@ class CalendlyCalendar:
         business: Business,
         clock: Clock,
         user_uri: str,
+        *,
+        intents: WriteIntentRepository | None = None,
     ) -> None:
+        """`intents` records each write before it is made; by default, in the database of `appointments`."""
+        intents = intents if intents is not None else WriteIntentRepository.beside(appointments)
         self._client = client
         self._appointments = appointments
         self._business = business
         self._clock = clock
         self._user_uri = user_uri
+        self._reconciler = CalendlyReconciler(client, appointments, intents, clock, user_uri)
+        self._writes = CalendlyWrites(client, appointments, intents, self._reconciler, business, clock)
         self._event_types_by_name: dict[str, str] | None = None
         self._event_types_lock = asyncio.Lock()
 
@@ -76,44 +84,21 @@ class CalendlyCalendar:
     async def book(self, request: BookingRequest) -> Appointment:
         """Book on Calendly (POST /invitees) and mirror the scheduled event into `appointments`.
 
-        A request whose idempotency key already produced an appointment returns it without calling Calendly.
+        A request whose idempotency key already produced an appointment returns it without calling Calendly; one
+        whose earlier attempt was cut off is first looked for at Calendly, and adopted if it is there.
         Raises CalendarProblem: 'needs_email', 'slot_taken', 'invalid', 'rate_limited' or 'unavailable'.
         """
         if request.idempotency_key:
             done = await self._appointments.by_idempotency_key(request.idempotency_key)
             if done is not None:
                 return done
-        customer = request.customer
-        if not customer.email:
+        if not request.customer.email:
             raise CalendarProblem(
                 "needs_email", "Calendly needs the customer's e-mail address to book; ask the customer for it."
             )
-        invitee = await self._create_invitee(
-            request.service,
-            request.start,
-            # Calendly requires a name; the phone number at least tells staff who booked.
-            name=customer.name or customer.phone,
-            email=customer.email,
-            phone=customer.phone,
-        )
-        mirrored = await self._appointments.by_external_id(invitee.event)
-        if mirrored is not None:
-            # The invitee.created webhook for this very booking was stored first.
-            return mirrored
-        return await self._appointments.create(
-            client_id=customer.client_id,
-            service=request.service.name,
-            start_at=request.start,
-            end_at=request.start + timedelta(minutes=request.service.duration_minutes),
-            source="agent",
-            calendar="calendly",
-            now=self._clock.now(),
-            price_eur=request.service.price_eur,
-            notes=request.notes,
-            external_id=invitee.event,
-            external_invitee=invitee.uri,
-            idempotency_key=request.idempotency_key,
-        )
+        with _calendly_problems("booking"):
+            event_type = await self._event_type_for(request.service)
+            return await self._writes.book(request, event_type)
 
     async def cancel(self, appointment: Appointment, reason: str | None = None) -> Appointment:
         """Cancel the Calendly event, then mark the appointment cancelled. A Calendly refusal changes nothing."""
@@ -121,11 +106,7 @@ class CalendlyCalendar:
             return appointment
         event_uri = _event_uri(appointment)
         with _calendly_problems("cancellation"):
-            await self._client.cancel_event(event_uri, reason or DEFAULT_CANCEL_REASON)
-        cancelled = await self._appointments.cancel(appointment.id, now=self._clock.now(), reason=reason)
-        if cancelled is None:
-            raise LookupError(appointment.id)
-        return cancelled
+            return await self._writes.cancel(appointment, event_uri, reason)
 
     async def reschedule(self, appointment: Appointment, service: Service, new_start: datetime) -> Appointment:
         """Move an appointment (same id) by booking the new time on Calendly and cancelling the old event.
@@ -140,26 +121,19 @@ class CalendlyCalendar:
         if not appointment.external_invitee:
             raise CalendarProblem("invalid", f"Appointment {appointment.id} has no Calendly invitee to move.")
         with _calendly_problems("reschedule"):
-            old = await self._client.get_invitee(appointment.external_invitee)
-        new = await self._create_invitee(
-            service, new_start, name=old.name, email=old.email, phone=old.text_reminder_number
-        )
-        try:
-            # Moving before cancelling means the old event's invitee.canceled webhook no longer finds this row and
-            # cannot mark the moved appointment cancelled.
-            moved = await self._appointments.move(
-                appointment.id,
-                start_at=new_start,
-                end_at=new_start + timedelta(minutes=service.duration_minutes),
-                now=self._clock.now(),
-                external_id=new.event,
-                external_invitee=new.uri,
-            )
-        except Exception:
-            await self._cancel_quietly(new.event, UNDO_REASON)
-            raise
-        await self._cancel_quietly(old_event, RESCHEDULE_REASON)
-        return moved
+            event_type = await self._event_type_for(service)
+            return await self._writes.reschedule(appointment, old_event, service, new_start, event_type)
+
+    async def settle(self, client_id: int) -> list[Appointment]:
+        """Settle the customer's writes a crash or a lost answer left unfinished: what Calendly holds of them is
+        stored; returns the appointments that changed. Raises CalendarProblem when Calendly cannot be asked."""
+        with _calendly_problems("lookup"):
+            return await self._reconciler.settle_client(client_id)
+
+    async def sweep(self, *, older_than: timedelta, abandon_after: timedelta) -> list[Appointment]:
+        """Settle every write pending longer than `older_than`, abandoning those Calendly holds nothing of after
+        `abandon_after`; returns the appointments that changed (each failure is logged, never raised)."""
+        return await self._reconciler.sweep(older_than=older_than, abandon_after=abandon_after)
 
     async def health(self) -> CalendarHealth:
         """Whether the token works (GET /users/me) and belongs to the configured CALENDLY_USER_URI."""
@@ -172,29 +146,6 @@ class CalendlyCalendar:
             detail = f"the token belongs to {user.uri}, but CALENDLY_USER_URI is {self._user_uri}"
             return CalendarHealth(ok=False, detail=detail, extra=extra)
         return CalendarHealth(ok=True, detail=f"Calendly user {user.name}", extra=extra)
-
-    async def _create_invitee(
-        self, service: Service, start: datetime, *, name: str, email: str, phone: str | None
-    ) -> Invitee:
-        location = Location(kind="physical", location=self._business.address) if self._business.address else None
-        with _calendly_problems("booking"):
-            event_type = await self._event_type_for(service)
-            return await self._client.create_invitee(
-                event_type,
-                start,
-                name=name,
-                email=email,
-                timezone=self._business.timezone,
-                text_reminder_number=phone or None,
-                location=location,
-            )
-
-    async def _cancel_quietly(self, event_uri: str, reason: str) -> None:
-        # Used when the customer-facing outcome is already decided; a leftover event is for staff to remove.
-        try:
-            await self._client.cancel_event(event_uri, reason)
-        except CalendlyError:
-            logger.exception("calendly event left active; cancel it by hand", extra={"event": event_uri})
 
     async def _event_type_for(self, service: Service) -> str:
         if service.calendly_event_type:
@@ -238,10 +189,9 @@ def _calendly_problems(action: str) -> Iterator[None]:
     try:
         yield
     except CalendlyRateLimited as exc:
+        # Raised at once for a long reset (the transport waits only a few seconds): the turn answers now.
         raise CalendarProblem(
-            "rate_limited",
-            f"Calendly is receiving too many requests; try again in {exc.reset_seconds:g} seconds.",
-            retry_after_seconds=exc.reset_seconds,
+            CALENDAR_BUSY, calendar_busy_message(exc.reset_seconds), retry_after_seconds=exc.reset_seconds
         ) from exc
     except CalendlyUnavailable as exc:
         raise CalendarProblem("unavailable", f"Calendly cannot be reached right now: {exc}") from exc

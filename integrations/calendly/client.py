@@ -28,7 +28,14 @@ from integrations.calendly.models import (
     ScheduledEvent,
     WebhookSubscription,
 )
-from integrations.calendly.transport import PAGE_SIZE, CalendlyTransport, Query, Sleep
+from integrations.calendly.transport import (
+    DEFAULT_MAX_RATE_LIMIT_WAIT,
+    DEFAULT_RATE_LIMIT_BUDGET,
+    PAGE_SIZE,
+    CalendlyTransport,
+    Query,
+    Sleep,
+)
 
 # GET /event_type_available_times accepts at most 31 days per request (7 before Calendly's 2026-07-09 change).
 AVAILABLE_TIMES_MAX_SPAN = timedelta(days=31)
@@ -46,18 +53,22 @@ class CalendlyClient:
         *,
         http: httpx.AsyncClient | None = None,
         sleep: Sleep = asyncio.sleep,
-        max_rate_limit_wait: float = 60.0,
+        max_rate_limit_wait: float = DEFAULT_MAX_RATE_LIMIT_WAIT,
+        rate_limit_budget: float = DEFAULT_RATE_LIMIT_BUDGET,
         max_rate_limit_retries: int = 2,
         max_retries: int = 2,
         backoff_seconds: float = 0.5,
         clock: Clock | None = None,
     ) -> None:
+        """The defaults suit a customer's turn or an admin request: a 429 whose reset is over 5 s (or that would
+        take one request's waits past 8 s) raises `CalendlyRateLimited` at once rather than blocking."""
         self._transport = CalendlyTransport(
             base_url,
             token,
             http=http,
             sleep=sleep,
             max_rate_limit_wait=max_rate_limit_wait,
+            rate_limit_budget=rate_limit_budget,
             max_rate_limit_retries=max_rate_limit_retries,
             max_retries=max_retries,
             backoff_seconds=backoff_seconds,
@@ -157,6 +168,11 @@ class CalendlyClient:
         data = await self._transport.request("POST", path, json=body, replayable=False)
         return Cancellation.model_validate(data["resource"])
 
+    async def get_scheduled_event(self, event_uri_or_uuid: str) -> ScheduledEvent:
+        """One scheduled event (GET /scheduled_events/{uuid}); its `status` is 'canceled' once it was cancelled."""
+        data = await self._transport.request("GET", f"/scheduled_events/{_uuid_of(event_uri_or_uuid)}")
+        return ScheduledEvent.model_validate(data["resource"])
+
     async def list_scheduled_events(
         self,
         user_uri: str,
@@ -164,6 +180,7 @@ class CalendlyClient:
         invitee_email: str | None = None,
         min_start_time: datetime | None = None,
         status: str | None = None,
+        max_start_time: datetime | None = None,
     ) -> list[ScheduledEvent]:
         """A user's scheduled events in start order, optionally filtered, following pagination to the end."""
         params: Query = [("user", user_uri), ("count", PAGE_SIZE), ("sort", "start_time:asc")]
@@ -171,6 +188,8 @@ class CalendlyClient:
             params.append(("invitee_email", invitee_email))
         if min_start_time is not None:
             params.append(("min_start_time", _iso(min_start_time)))
+        if max_start_time is not None:
+            params.append(("max_start_time", _iso(max_start_time)))
         if status:
             params.append(("status", status))
         return await self._transport.paginate("/scheduled_events", params, ScheduledEvent)

@@ -1,13 +1,21 @@
 """Talking HTTP to the Calendly API v2: authenticated requests, rate limits, retries, errors and pagination.
 
 The access token is sent on every request and appears nowhere else (not in logs, reprs or exception messages).
+
+Rate limits: a 429 is waited out only when its reset is short (`max_rate_limit_wait`, 5 s by default) and the
+waits of one request stay within `rate_limit_budget` (8 s); beyond that `CalendlyRateLimited` is raised at once,
+with the reset, so a customer's turn or an admin request answers "try again shortly" instead of hanging for a
+minute. A caller making many requests (the admin sync) shares one budget among them with `rate_limit_budget()`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+import math
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
@@ -26,6 +34,10 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 PAGE_SIZE = "100"
 _MAX_PAGES = 100
 _DEFAULT_RESET_SECONDS = 60.0
+_MAX_RESET_SECONDS = 86_400.0
+# Waits a customer's turn or an admin request can afford: one reset of at most 5 s, at most 8 s in all.
+DEFAULT_MAX_RATE_LIMIT_WAIT = 5.0
+DEFAULT_RATE_LIMIT_BUDGET = 8.0
 # Failures where the request certainly never reached Calendly, so even a booking may be sent again.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
@@ -40,17 +52,21 @@ class CalendlyTransport:
         *,
         http: httpx.AsyncClient | None = None,
         sleep: Sleep = asyncio.sleep,
-        max_rate_limit_wait: float = 60.0,
+        max_rate_limit_wait: float = DEFAULT_MAX_RATE_LIMIT_WAIT,
+        rate_limit_budget: float = DEFAULT_RATE_LIMIT_BUDGET,
         max_rate_limit_retries: int = 2,
         max_retries: int = 2,
         backoff_seconds: float = 0.5,
     ) -> None:
+        """`max_rate_limit_wait`: the longest 429 reset waited out; `rate_limit_budget`: the most one request
+        spends waiting out 429s; `max_rate_limit_retries`: how many 429s one request waits out."""
         self.base_url = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         self._owns_http = http is None
         self._http = http if http is not None else httpx.AsyncClient(timeout=httpx.Timeout(15.0))
         self._sleep = sleep
         self._max_rate_limit_wait = max_rate_limit_wait
+        self._rate_limit_budget = rate_limit_budget
         self._max_rate_limit_retries = max_rate_limit_retries
         self._max_retries = max_retries
         self._backoff_seconds = backoff_seconds
@@ -92,6 +108,7 @@ class CalendlyTransport:
         """
         failures = 0
         rate_limited = 0
+        budget = WaitBudget(self._rate_limit_budget, parent=_shared_budget.get())
         while True:
             try:
                 response = await self._http.request(
@@ -106,10 +123,14 @@ class CalendlyTransport:
             status = response.status_code
             if status == 429:
                 reset = _reset_seconds(response)
-                if rate_limited >= self._max_rate_limit_retries or reset > self._max_rate_limit_wait:
+                # A 429 was not acted on (nothing booked or cancelled), so even a booking may be sent again.
+                waits = rate_limited < self._max_rate_limit_retries and reset <= self._max_rate_limit_wait
+                if not (waits and budget.allows(reset)):
+                    logger.warning("calendly rate limited; not waiting", extra={"path": path, "reset_seconds": reset})
                     raise CalendlyRateLimited(reset)
                 rate_limited += 1
-                logger.warning("calendly rate limited", extra={"path": path, "reset_seconds": reset})
+                budget.spend(reset)
+                logger.info("calendly rate limited; waiting", extra={"path": path, "reset_seconds": reset})
                 await self._sleep(reset)
                 continue
             if status >= 500:
@@ -125,14 +146,50 @@ class CalendlyTransport:
             return _json_object(response)
 
 
+class WaitBudget:
+    """Seconds that may still be spent waiting out 429s; spending also spends the enclosing budget, if any."""
+
+    def __init__(self, seconds: float, *, parent: WaitBudget | None = None) -> None:
+        self.remaining = max(0.0, seconds)
+        self._parent = parent
+
+    def allows(self, seconds: float) -> bool:
+        """Whether waiting `seconds` fits in this budget and every enclosing one."""
+        return seconds <= self.remaining and (self._parent is None or self._parent.allows(seconds))
+
+    def spend(self, seconds: float) -> None:
+        """Record a wait of `seconds` here and in every enclosing budget."""
+        self.remaining = max(0.0, self.remaining - seconds)
+        if self._parent is not None:
+            self._parent.spend(seconds)
+
+
+_shared_budget: ContextVar[WaitBudget | None] = ContextVar("calendly_rate_limit_budget", default=None)
+
+
+@contextmanager
+def rate_limit_budget(seconds: float) -> Iterator[WaitBudget]:
+    """Share `seconds` of 429 waiting among every Calendly request made inside the block (in this task and the
+    tasks it starts), on top of each request's own budget: many requests' short waits then cannot add up."""
+    budget = WaitBudget(seconds, parent=_shared_budget.get())
+    token = _shared_budget.set(budget)
+    try:
+        yield budget
+    finally:
+        _shared_budget.reset(token)
+
+
 def _reset_seconds(response: httpx.Response) -> float:
     for header in ("X-RateLimit-Reset", "Retry-After"):
         value = response.headers.get(header)
         if value is not None:
             try:
-                return max(0.0, float(value))
+                seconds = float(value)
             except ValueError:
                 continue
+            if math.isfinite(seconds):
+                # A day at most: Calendly's longest window; a wilder value would only overflow callers' arithmetic.
+                return min(max(0.0, seconds), _MAX_RESET_SECONDS)
     return _DEFAULT_RESET_SECONDS
 
 

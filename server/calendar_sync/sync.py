@@ -18,6 +18,7 @@ from core.business import Business
 from core.clock import Clock
 from integrations.calendly.client import CalendlyClient
 from integrations.calendly.models import Invitee, ScheduledEvent
+from integrations.calendly.transport import DEFAULT_RATE_LIMIT_BUDGET, rate_limit_budget
 from integrations.calendly.webhook_models import InviteePayload
 from server.calendar_sync.alerts import UnmatchedBookingAlert
 from server.calendar_sync.mirror import mirror_booking
@@ -73,9 +74,11 @@ class CalendlySyncer:
         clock: Clock,
         user_uri: str | None,
         alert: UnmatchedBookingAlert,
+        rate_limit_wait_seconds: float = DEFAULT_RATE_LIMIT_BUDGET,
     ) -> None:
         """`user_uri` None means the token's own user, asked from Calendly once, at the first sync; `alert` tells
-        staff about a booking that matched no customer (as on the webhook path: staff, not customers, hear of it)."""
+        staff about a booking that matched no customer (as on the webhook path: staff, not customers, hear of it);
+        `rate_limit_wait_seconds` is the most one sync spends waiting out Calendly's 429s, over all its requests."""
         self._client = client
         self._appointments = appointments
         self._clients = clients
@@ -84,16 +87,21 @@ class CalendlySyncer:
         self._clock = clock
         self._user_uri = user_uri
         self._alert = alert
+        self._rate_limit_wait_seconds = rate_limit_wait_seconds
         # Two admins syncing at once would do the same work twice; in one process they take turns.
         self._lock = asyncio.Lock()
 
     async def __call__(self) -> Mapping[str, object]:
         """Sync now; returns how many events were fetched and what happened to them (a second sync: all unchanged).
 
-        Raises `integrations.calendly.CalendlyError` (rate limited, unavailable, refused) with the database untouched.
+        Raises `integrations.calendly.CalendlyError` (rate limited, unavailable, refused) with the database untouched;
+        a rate limit whose reset is longer than a few seconds raises at once.
         """
         async with self._lock:
-            pulled = await self._pull()
+            # An admin waits for the answer: all the pull's requests share one few-second allowance for 429s, and
+            # beyond it CalendlyRateLimited reaches the route at once (503 with Retry-After).
+            with rate_limit_budget(self._rate_limit_wait_seconds):
+                pulled = await self._pull()
             counts: dict[str, int] = dict.fromkeys(CHANGES, 0)
             # New bookings first: a rescheduled one moves its row away from the old (canceled) event, which must
             # then find no appointment to cancel.

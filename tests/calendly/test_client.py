@@ -81,11 +81,15 @@ async def test_available_times_for_a_range_entirely_in_the_past_asks_nothing(cli
     assert cassette.play_count == 0
 
 
-async def test_rate_limit_waits_x_ratelimit_reset_seconds_then_retries(
-    client: CalendlyClient, sleep: RecordedSleep
-) -> None:
+def patient_client(sleep: RecordedSleep) -> CalendlyClient:
+    """A client allowed to wait out a 37 s reset (a caller nobody waits on; the defaults wait at most 5 s)."""
+    return CalendlyClient(BASE_URL, TEST_TOKEN, sleep=sleep, max_rate_limit_wait=60.0, rate_limit_budget=120.0)
+
+
+async def test_rate_limit_waits_x_ratelimit_reset_seconds_then_retries(sleep: RecordedSleep) -> None:
     with play("client_rate_limited_then_ok") as cassette:
-        user = await client.current_user()
+        async with patient_client(sleep) as client:
+            user = await client.current_user()
 
     assert sleep.waits == [37.0]
     assert cassette.play_count == 2
@@ -93,9 +97,10 @@ async def test_rate_limit_waits_x_ratelimit_reset_seconds_then_retries(
     assert user.current_organization == ORGANIZATION_URI
 
 
-async def test_rate_limit_gives_up_after_its_bound(client: CalendlyClient, sleep: RecordedSleep) -> None:
+async def test_rate_limit_gives_up_after_its_bound(sleep: RecordedSleep) -> None:
     with play("client_rate_limited_gives_up"), pytest.raises(CalendlyRateLimited) as raised:
-        await client.current_user()
+        async with patient_client(sleep) as client:
+            await client.current_user()
     assert raised.value.reset_seconds == 37.0
     assert sleep.waits == [37.0, 37.0]
 

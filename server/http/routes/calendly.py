@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from core.sanitize import TooDeep, without_nul
+from core.sanitize import TooDeep, storable
 from core.urls import public_url
 from integrations.calendly.models import CalendlyError, CalendlyRateLimited
 from integrations.calendly.signature import CalendlySignatureError, verify_calendly_signature
@@ -47,7 +47,8 @@ async def verified_calendly_webhook(request: Request, services: AppServices) -> 
             logger.warning("calendly webhook refused", extra={"reason": str(exc)})
             raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
     try:
-        webhook = CalendlyWebhook.model_validate(without_nul(json.loads(raw)))
+        # Cleaned, not refused: the body is signed by Calendly, which would retry a 4xx and then give up.
+        webhook = CalendlyWebhook.model_validate(storable(json.loads(raw)))
         if webhook.event in HANDLED_EVENTS:
             webhook.invitee()  # refuse a malformed invitee now, before anything is stored
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
@@ -109,6 +110,7 @@ async def sync(services: AppServices, admin: Admin) -> JSONResponse:
         # The sync reads everything before writing anything, so a refusal leaves the database as it was.
         services.metrics.dependency_errors.labels("calendly").inc()
         retry = max(1, math.ceil(exc.reset_seconds))
+        logger.warning("calendly sync rate limited", extra={"retry_after_seconds": retry})
         return JSONResponse(
             {"error": f"Calendly rate limit reached; nothing was synced, retry in {retry} s", "retry_after": retry},
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
