@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from store.database import Database
-from store.outbox_insert import insert_outbox
+from store.outbox_insert import insert_outbox, mark_covered
 from store.outbox_message import OUTBOX_COLUMNS, OutboxMessage
+from store.outbox_sending import (
+    await_check,
+    recorded_sids,
+    redrive_waiting,
+    requeue_stuck,
+    settle_found,
+    stuck_rows,
+)
 from store.outbox_status import apply_early_statuses, record_status
 
 
@@ -72,9 +80,11 @@ class OutboxRepository:
         return [OutboxMessage.model_validate(r) for r in rows]
 
     async def claim(self, outbox_id: int, *, now: datetime) -> bool:
-        """Take a pending row for sending; false when another worker took it first."""
+        """Take a pending row for sending, recording when (before the request: recovery looks the message up from
+        then on); false when another worker took it first."""
         changed = await self._db.execute(
-            "UPDATE outbox SET status = 'sending', updated_at = :now WHERE id = :id AND status = 'pending'",
+            "UPDATE outbox SET status = 'sending', claimed_at = :now, updated_at = :now "
+            "WHERE id = :id AND status = 'pending'",
             {"id": outbox_id, "now": now},
         )
         return changed == 1
@@ -116,7 +126,7 @@ class OutboxRepository:
 
         Returns the row when such early callbacks were applied (so the caller can report, say, a failure), else None.
 
-        Normally the row is 'sending'. If `recover_stuck` reset it meanwhile (a slow send taken for a dead worker),
+        Normally the row is 'sending'. If `requeue_stuck` reset it meanwhile (a slow send taken for a dead worker),
         the message still went out: a 'pending' row becomes 'sent' too, so it is not sent again, while a row already
         further on (another worker sent it again and its outcome is recorded) keeps its status and its own SID; the
         SID is stored only if the row has none. `covering` are the rows of the template group this one send stands
@@ -132,29 +142,36 @@ class OutboxRepository:
                 "attempts = attempts + 1, sent_at = COALESCE(sent_at, :now), updated_at = :now WHERE id = :id",
                 {"id": outbox_id, "sid": twilio_sid, "template": template_sid, "now": now},
             )
-            for member in covering:
-                # Only rows still waiting: one that somehow moved on keeps its own outcome.
-                await conn.execute(
-                    "UPDATE outbox SET status = 'undeliverable', template_sid = :template, error_code = NULL, "
-                    "error_message = :message, updated_at = :now WHERE id = :member AND status = 'pending'",
-                    {
-                        "member": member,
-                        "template": template_sid,
-                        "message": f"covered by the template sent for row {outbox_id}",
-                        "now": now,
-                    },
-                )
+            await mark_covered(conn, covering, by=outbox_id, template_sid=template_sid, now=now)
         # After the commit, so a callback stored concurrently is seen either here or by `apply_status`'s re-check.
         return await apply_early_statuses(self._db, twilio_sid, now=now)
 
     async def schedule_retry(
-        self, outbox_id: int, *, now: datetime, next_attempt_at: datetime, error_code: str | None, error_message: str
+        self,
+        outbox_id: int,
+        *,
+        now: datetime,
+        next_attempt_at: datetime,
+        error_code: str | None,
+        error_message: str,
+        not_before: datetime | None = None,
     ) -> None:
-        """A transient failure: back to pending, due again at `next_attempt_at` (one more attempt recorded)."""
+        """A transient failure: back to pending, due again at `next_attempt_at` (one more attempt recorded).
+
+        `not_before` is the moment Twilio's Retry-After named: a re-drive never brings the row forward past it.
+        """
         await self._db.execute(
             "UPDATE outbox SET status = 'pending', attempts = attempts + 1, next_attempt_at = :next, "
-            "error_code = :code, error_message = :message, updated_at = :now WHERE id = :id",
-            {"id": outbox_id, "now": now, "next": next_attempt_at, "code": error_code, "message": error_message},
+            "retry_not_before = :not_before, error_code = :code, error_message = :message, updated_at = :now "
+            "WHERE id = :id",
+            {
+                "id": outbox_id,
+                "now": now,
+                "next": next_attempt_at,
+                "not_before": not_before,
+                "code": error_code,
+                "message": error_message,
+            },
         )
 
     async def mark_failed(
@@ -199,13 +216,44 @@ class OutboxRepository:
                     },
                 )
 
-    async def recover_stuck(self, *, before: datetime, now: datetime) -> int:
-        """Rows left 'sending' by a worker that died before recording the outcome go back to pending."""
-        return await self._db.execute(
-            "UPDATE outbox SET status = 'pending', next_attempt_at = :now, updated_at = :now "
-            "WHERE status = 'sending' AND updated_at < :before",
-            {"before": before, "now": now},
+    async def stuck(self, *, claimed_before: datetime) -> list[OutboxMessage]:
+        """Rows still 'sending' under a claim older than `claimed_before` (a dead worker's, or an unanswered send)."""
+        return await stuck_rows(self._db, claimed_before=claimed_before)
+
+    async def settle_found(
+        self,
+        row: OutboxMessage,
+        *,
+        twilio_sid: str,
+        now: datetime,
+        template_sid: str | None = None,
+        covering: Sequence[int] = (),
+    ) -> OutboxMessage | None:
+        """A stuck row whose message Twilio holds: sent, with that SID. Returns the row as it is afterwards (early
+        status callbacks applied), or None when the row had moved on and nothing was changed."""
+        settled = await settle_found(
+            self._db, row, twilio_sid=twilio_sid, now=now, template_sid=template_sid, covering=covering
         )
+        if not settled:
+            return None
+        # Twilio may have reported on the message while no row knew its SID (the worker had died).
+        return await apply_early_statuses(self._db, twilio_sid, now=now) or await self.get(row.id)
+
+    async def requeue_stuck(self, row: OutboxMessage, *, now: datetime) -> bool:
+        """A stuck row whose message Twilio does not hold (or cannot tell): pending again, due now."""
+        return await requeue_stuck(self._db, row, now=now)
+
+    async def await_check(self, outbox_id: int, *, now: datetime, error_code: str | None, message: str) -> None:
+        """A send with no answer: the row stays 'sending', so recovery asks Twilio before it goes again."""
+        await await_check(self._db, outbox_id, now=now, error_code=error_code, message=message)
+
+    async def recorded_sids(self, sids: Collection[str]) -> set[str]:
+        """Which of these Twilio SIDs some row records."""
+        return await recorded_sids(self._db, sids)
+
+    async def redrive(self, *, now: datetime) -> int:
+        """Rows waiting out a transient backoff become due now (not past a Retry-After); how many."""
+        return await redrive_waiting(self._db, now=now)
 
     async def apply_status(
         self, twilio_sid: str, *, status: str, now: datetime, error_code: str | None, error_message: str | None

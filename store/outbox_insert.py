@@ -1,4 +1,5 @@
-"""Queueing outgoing messages inside a caller's transaction: the one way rows enter the outbox."""
+"""Queueing outgoing messages inside a caller's transaction (the one way rows enter the outbox), and closing the
+rows a template send covered."""
 
 from __future__ import annotations
 
@@ -45,3 +46,18 @@ async def insert_outbox(
         if row is not None:
             ids.append(int(row["id"]))
     return ids
+
+
+async def mark_covered(
+    conn: Connection, covering: Sequence[int], *, by: int, template_sid: str | None, now: datetime
+) -> None:
+    """Inside a caller's transaction: the rows of a template group whose one send (row `by`) stood for them end
+    'undeliverable' (their own text cannot go out), with a note naming that row. Only rows still waiting: one that
+    somehow moved on keeps its own outcome."""
+    note = f"covered by the template sent for row {by}"
+    for member in covering:
+        await conn.execute(
+            "UPDATE outbox SET status = 'undeliverable', template_sid = :template, error_code = NULL, "
+            "error_message = :message, updated_at = :now WHERE id = :member AND status = 'pending'",
+            {"member": member, "template": template_sid, "message": note, "now": now},
+        )

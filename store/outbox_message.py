@@ -10,7 +10,8 @@ from store.database import parse_json
 
 OUTBOX_COLUMNS = (
     "id, wa_id, body, kind, template_sid, template_variables, status, attempts, next_attempt_at, twilio_sid, "
-    "error_code, error_message, dedupe_key, inbound_message_id, created_at, updated_at, sent_at"
+    "error_code, error_message, dedupe_key, inbound_message_id, created_at, updated_at, sent_at, claimed_at, "
+    "retry_not_before"
 )
 
 
@@ -36,6 +37,10 @@ class OutboxMessage(BaseModel):
     created_at: datetime
     updated_at: datetime
     sent_at: datetime | None = None
+    # When the row was taken for its current send, written before the request goes out (None before version 0007).
+    claimed_at: datetime | None = None
+    # Twilio's Retry-After: the next attempt is never before this.
+    retry_not_before: datetime | None = None
 
     @field_validator("template_variables", mode="before")
     @classmethod

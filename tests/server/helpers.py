@@ -1,9 +1,9 @@
-"""Test doubles for the server: a fake agent, a local Twilio double, signing helpers and a polling wait."""
+"""Test doubles for the server: a fake agent, the local Twilio double (twilio_double), signing helpers and a polling
+wait."""
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import time
 from collections import defaultdict
@@ -19,6 +19,7 @@ from agent.api import IncomingText, TurnResult
 from integrations.calendly.signature import calendly_signature
 from store import Database
 from tests.conftest import FIXTURES
+from tests.server.twilio_double import TwilioDouble as TwilioDouble  # its home; long imported from here
 from tools.whatsapp import MessageSender
 
 PUBLIC_BASE = "https://asistente.example.com"
@@ -120,45 +121,6 @@ class FakeAgent:
     def customer_texts(self) -> list[str]:
         """Every customer message the agent completed a turn on, in call order."""
         return [text for call in self.completed if call.kind == "customer" for text in call.texts]
-
-
-@dataclass
-class TwilioDouble:
-    """Twilio's REST API as an httpx transport: answers from the fixtures, records every request.
-
-    `script` holds status codes for the next message creations (e.g. [500, 500]); then 201 with a new SID.
-    """
-
-    script: list[int] = field(default_factory=list)
-    error_body: dict[str, Any] | None = None
-    requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
-    _sids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
-
-    @property
-    def transport(self) -> httpx.MockTransport:
-        """The transport to inject into the app."""
-        return httpx.MockTransport(self._handle)
-
-    def messages(self) -> list[dict[str, str]]:
-        """Form bodies of every message creation request, in order."""
-        return [form for method, path, form in self.requests if method == "POST" and path.endswith("/Messages.json")]
-
-    def _handle(self, request: httpx.Request) -> httpx.Response:
-        form = dict(parse_qsl(request.content.decode(), keep_blank_values=True))
-        self.requests.append((request.method, request.url.path, form))
-        if request.method == "GET" and request.url.path.startswith("/2010-04-01/Accounts/"):
-            return httpx.Response(200, json={"sid": "AC", "status": "active"})
-        if not request.url.path.endswith("/Messages.json"):
-            return httpx.Response(404, json={"code": 20404, "message": "not found", "status": 404})
-        status = self.script.pop(0) if self.script else 201
-        if status >= 500:
-            return httpx.Response(status, json={"code": 20500, "message": "Internal Server Error", "status": status})
-        if status >= 400:
-            return httpx.Response(status, json=self.error_body or fixture_json("twilio-error-21211.json"))
-        created = fixture_json("twilio-message-created.json")
-        sid = f"SM{next(self._sids):032x}"
-        created.update({"sid": sid, "to": form.get("To"), "body": form.get("Body", "")})
-        return httpx.Response(201, json=created)
 
 
 def twilio_signature(token: str, path: str, form: dict[str, str]) -> str:

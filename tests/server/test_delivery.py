@@ -80,16 +80,26 @@ async def test_refusal_is_final_and_recorded_with_twilios_error_code(
     assert len(twilio.messages()) == 1  # a 4xx is not retried
 
 
-async def test_retries_stop_after_the_last_attempt(
+async def test_retries_stop_once_the_message_is_older_than_the_give_up_time(
     start_app: StartApp, db: Database, clock: FixedClock, twilio: TwilioDouble
 ) -> None:
-    twilio.script = [503, 503, 503, 503]
-    options = ServerOptions(**{**FAST.__dict__, "delivery_max_attempts": 3})
+    twilio.fail(503)
+    schedule = {"delivery_first_retry_seconds": 20.0, "delivery_give_up_after_seconds": 60.0}
+    options = ServerOptions(**{**FAST.__dict__, **schedule})
     async with start_app(options=options) as running:
         await open_window(running, clock)
         await running.services.outbox.enqueue(CUSTOMER, "hola", kind="reply")
+        for attempts, wait in ((1, 20), (2, 40)):  # 20 s after the first failure, then 40 s after the second
+
+            async def attempted(n: int = attempts) -> bool:
+                return [(r["status"], r["attempts"]) for r in await outbox_rows(db)] == [("pending", n)]
+
+            await wait_until(attempted)
+            clock.advance(timedelta(seconds=wait))
+            running.services.outbox.notify()
         rows = await settled(db)
     assert [(r["status"], r["attempts"]) for r in rows] == [("failed", 3)]
+    assert rows[0]["error_message"].startswith("gave up after 3 attempts")
     assert len(twilio.messages()) == 3
 
 
@@ -97,7 +107,7 @@ async def test_backoff_delays_the_next_attempt(
     start_app: StartApp, db: Database, clock: FixedClock, twilio: TwilioDouble
 ) -> None:
     twilio.script = [500]
-    options = ServerOptions(**{**FAST.__dict__, "delivery_backoff_seconds": 30.0})
+    options = ServerOptions(**{**FAST.__dict__, "delivery_first_retry_seconds": 30.0})
     async with start_app(options=options) as running:
         await open_window(running, clock)
         await running.services.outbox.enqueue(CUSTOMER, "hola", kind="reply")
@@ -322,10 +332,11 @@ async def test_status_callback_before_the_sid_is_recorded_is_applied_when_it_is(
 async def test_mark_sent_never_moves_a_row_back(db: Database, clock: FixedClock) -> None:
     outbox = OutboxRepository(db)
     now = clock.now()
-    # A slow send taken for a dead worker's: recover_stuck resets the row, then Twilio's answer arrives.
+    # A slow send taken for a dead worker's: requeue_stuck resets the row, then Twilio's answer arrives.
     [slow] = await outbox.enqueue(wa_id=CUSTOMER, parts=["hola"], kind="reply", now=now)
     assert await outbox.claim(slow, now=now)
-    assert await outbox.recover_stuck(before=now + timedelta(seconds=1), now=now) == 1
+    [stuck] = await outbox.stuck(claimed_before=now + timedelta(seconds=1))
+    assert await outbox.requeue_stuck(stuck, now=now)
     await outbox.mark_sent(slow, twilio_sid="SMslow", now=now)
     row = await outbox.get(slow)
     assert row is not None and (row.status, row.twilio_sid, row.attempts) == ("sent", "SMslow", 1)
