@@ -33,7 +33,9 @@ WORKDIR /app
 # The virtualenv stays root-owned: the running process cannot modify its own code.
 COPY --from=build /opt/venv /opt/venv
 # /app/data is where the SQLite default (DATABASE_URL unset) lives, so it must be writable by the runtime user.
-RUN mkdir -p /app/data && chown -R asistente:asistente /app
+# /app/data/spool (SPOOL_DIR's default) holds webhooks the database did not take in time: mount a persistent volume
+# there for `serve` (compose.yaml does); a new named volume copies this directory's owner, so the user can write it.
+RUN mkdir -p /app/data/spool && chmod 700 /app/data/spool && chown -R asistente:asistente /app
 USER 10001:10001
 EXPOSE 8000
 # urllib, not curl: the slim image has no curl. /health answers 503 only when the database is down.

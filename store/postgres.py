@@ -12,6 +12,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
@@ -22,6 +23,24 @@ _NAMED_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 # Supabase's transaction pooler (:6543) cannot keep prepared statements between transactions: never prepare.
 CONNECTION_KWARGS: dict[str, Any] = {"autocommit": True, "prepare_threshold": None, "row_factory": dict_row}
+
+# Unless DATABASE_URL says otherwise. libpq would wait for the operating system to give up on a host that drops
+# packets (about two minutes), and the pool's reconnection attempts would be that slow to notice the database is back;
+# keepalives notice a server that vanished without closing its connections (host down, network cut) in about a
+# minute rather than the kernel's two hours. No server-side statement_timeout here: migrations and LangGraph's
+# `CREATE INDEX CONCURRENTLY` run on this pool, and a transaction pooler (Supabase :6543) would carry a session
+# setting over to other clients; callers that must answer in time (the webhooks) bound their own wait.
+LIVENESS_DEFAULTS: dict[str, int] = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
+# The pool retries a lost connection with doubling delays (1, 2, 4... s): after a 5-minute outage the next try could be
+# two minutes away. Giving a chain of retries up after this long lets the next request start a new one at once, so the
+# database being back is noticed within seconds.
+RECONNECT_TIMEOUT_SECONDS = 10.0
 
 # How often a process waiting for an advisory lock asks again: soon at first, then at most twice a second.
 _LOCK_POLL_FIRST = 0.05
@@ -36,6 +55,12 @@ def to_pyformat(sql: str) -> str:
 
 def _adapt(params: Params | None) -> dict[str, object]:
     return {key: Jsonb(value) if isinstance(value, Mapping | list) else value for key, value in (params or {}).items()}
+
+
+def connection_kwargs(url: str) -> dict[str, Any]:
+    """`CONNECTION_KWARGS` plus the liveness defaults the URL does not set itself."""
+    given = conninfo_to_dict(url)
+    return {**{key: value for key, value in LIVENESS_DEFAULTS.items() if key not in given}, **CONNECTION_KWARGS}
 
 
 class _PostgresConnection(Connection):
@@ -66,7 +91,12 @@ class PostgresDatabase(Database):
         self.url = url
         self.open_timeout = open_timeout
         self._pool = AsyncConnectionPool(
-            url, min_size=min_size, max_size=max_size, kwargs=CONNECTION_KWARGS, open=False
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs=connection_kwargs(url),
+            open=False,
+            reconnect_timeout=RECONNECT_TIMEOUT_SECONDS,
         )
         self._opened = False
         self._open_lock = asyncio.Lock()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import httpx
 
@@ -22,6 +22,9 @@ class HealthReport:
 
     results: dict[str, ProbeResult]
     checked_at: float
+    # This process's local webhook spool: entries waiting for the database by kind, and whether it is writable
+    # (read live, never cached).
+    spool: Mapping[str, object] | None = None
 
     def view(self, names: Sequence[str]) -> tuple[int, dict[str, object]]:
         """HTTP status and JSON body for a subset of dependencies.
@@ -39,13 +42,24 @@ class HealthReport:
             "status": status,
             "dependencies": {name: result.as_dict() for name, result in chosen.items()},
         }
+        if self.spool is not None and "database" in chosen:
+            body["spool"] = dict(self.spool)
         return (503 if status == "down" else 200), body
 
 
 class HealthChecker:
     """Runs every probe at most once per `ttl_seconds`, however many health requests arrive."""
 
-    def __init__(self, settings: Settings, db: Database, http: httpx.AsyncClient, *, ttl_seconds: float) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        http: httpx.AsyncClient,
+        *,
+        ttl_seconds: float,
+        spool_state: Callable[[], Mapping[str, object]] | None = None,
+    ) -> None:
+        self._spool_state = spool_state
         self._settings = settings
         self._db = db
         self._http = http
@@ -64,4 +78,6 @@ class HealthChecker:
                     probe_calendly(self._settings, self._http),
                 )
                 self._report = HealthReport({r.name: r for r in results}, time.monotonic())
+            if self._spool_state is not None:
+                return replace(self._report, spool=self._spool_state())
             return self._report

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from collections.abc import Callable, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -68,6 +70,30 @@ class ServerMetrics:
             registry=self.registry,
         )
 
+        self.webhook_spool = Counter(
+            "asistente_webhook_spool_total",
+            "Twilio webhooks through the local spool (the database did not take them in time), by kind and outcome: "
+            "spooled, duplicate (a retry already spooled), drained (moved into the database), write_failed (answered "
+            "503), rejected (set aside as unreadable).",
+            ["kind", "outcome"],
+            registry=self.registry,
+        )
+        self.webhook_spool_depth = Gauge(
+            "asistente_webhook_spool_depth",
+            "Twilio webhooks waiting in this process's spool for the database, by kind.",
+            ["kind"],
+            registry=self.registry,
+        )
+
+    def watch_spool(self, kinds: tuple[str, ...], depth: Callable[[], Mapping[str, int]]) -> None:
+        """Read the spool's depth at every scrape (it also changes while the database is down)."""
+        for kind in kinds:
+            self.webhook_spool_depth.labels(kind).set_function(_depth_of(kind, depth))
+
     def render(self) -> bytes:
         """The text exposition format."""
         return bytes(generate_latest(self.registry))
+
+
+def _depth_of(kind: str, depth: Callable[[], Mapping[str, int]]) -> Callable[[], float]:
+    return lambda: depth().get(kind, 0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from core.business import Business
@@ -62,15 +62,21 @@ class InboundIntake:
         self._notice_cooldown = notice_cooldown
         self._on_stored = on_stored
 
-    async def accept(self, message: TwilioInbound, raw: Mapping[str, str]) -> IntakeResult:
-        """Store `message` (status pending, rate_limited or paused); a Twilio retry is recognised and ignored."""
+    async def accept(
+        self, message: TwilioInbound, raw: Mapping[str, str], *, received_at: datetime | None = None
+    ) -> IntakeResult:
+        """Store `message` (status pending, rate_limited or paused); a Twilio retry is recognised and ignored.
+
+        `received_at` is when the message reached us (now by default): a message drained from the spool after a
+        database outage keeps its arrival time, for ordering, the rate limit and WhatsApp's 24-hour window.
+        """
         wa_id = message.address_of_sender
         existing = await self._inbound.get_by_sid(message.message_sid)
         if existing is not None:
             # Idempotent; heals rows stored before the message and its window were written in one transaction.
             await self._conversations.record_inbound(existing.wa_id, at=existing.received_at)
             return IntakeResult("duplicate", existing.id)
-        now = self._clock.now()
+        now = received_at or self._clock.now()
         conversation = await self._conversations.get(wa_id)
         status: IntakeStatus = "pending"
         if conversation is not None and conversation.paused:
