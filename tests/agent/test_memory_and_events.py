@@ -107,6 +107,22 @@ async def test_model_input_stays_flat_over_sixty_turns(harness: Harness) -> None
     h.model.assert_complete()
 
 
+async def test_a_burst_longer_than_the_window_reaches_the_model_whole(harness: Harness) -> None:
+    # E.g. a customer's messages drained from the webhook spool after a database outage: one turn, many messages.
+    h = harness
+    for turn in range(5):
+        h.model.extend(says(f"Respuesta {turn}."))
+        await h.say(f"Mensaje {turn}")
+    burst = [f"Parte {n} de mi pregunta" for n in range(12)]
+    h.model.extend(says("Entendido."))
+    await h.say(*burst)
+    seen = [str(m.content) for m in h.model.calls[-1] if isinstance(m, HumanMessage)]
+    assert all(any(part in text for text in seen) for part in burst), seen
+    # The window still bounds history: the oldest earlier turns are out of view.
+    assert not any("Mensaje 0" in text for text in seen)
+    h.model.assert_complete()
+
+
 CANCELLED_ON_CALENDLY = (
     "Cita cancelada desde Calendly por el cliente: Corte y Peinado, viernes 27 de noviembre a las 10:00. "
     "Motivo: No puedo ir."
