@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, cast
 
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
@@ -20,6 +21,7 @@ from agent.policy import TurnPolicy
 from agent.prompting import event_message
 from agent.state import ConversationState
 from agent.tracing import TurnTracer
+from agent.window import bounded_text
 from tools.context import ToolServices, TurnContext, TurnKind
 from tools.results import problem
 
@@ -78,6 +80,7 @@ class Assistant:
         self, wa_id: str, messages: Sequence[IncomingText], *, profile_name: str | None = None
     ) -> TurnResult:
         """Run one turn for the customer's messages; a pending confirmation is answered by them instead."""
+        messages = [replace(m, body=bounded_text(m.body)) for m in messages]  # stored whole; the model reads less
         # A quick-reply button may arrive without text; its payload stands for what the customer "said".
         said = [(m, text) for m in messages if (text := m.body or m.button_payload or "").strip()]
         texts = [text for _, text in said]

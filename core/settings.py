@@ -53,6 +53,12 @@ _RESERVED_HOST = re.compile(r"(^|\.)(example\.(com|net|org)|example|invalid)$", 
 _SID_SHAPE = re.compile(r"[A-Z]{2}[0-9a-fA-F]{32}")
 
 _HINTS = {"CALENDLY_WEBHOOK_SIGNING_KEY": " (`asistente calendly subscribe` generates one when the key is unset)"}
+# Keys we verify HMAC signatures or bearer tokens with: at least 32 bytes (HS256's own minimum, RFC 7518 3.2), and
+# not a word or a character repeated, which a guesser tries first.
+_OWN_KEYS = frozenset({"JWT_SECRET", "CALENDLY_WEBHOOK_SIGNING_KEY", "METRICS_TOKEN"})
+MIN_KEY_BYTES = 32
+_MIN_DISTINCT_CHARACTERS = 8
+MAKE_KEY = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 
 DEFAULT_DATABASE_URL = "sqlite:///./data/asistente.db"
 
@@ -67,6 +73,23 @@ def is_placeholder(value: str) -> bool:
         or lowered.startswith(_PLACEHOLDER_PREFIXES)
         or re.fullmatch(r"x{3,}", lowered) is not None
     )
+
+
+def weak_key(value: str) -> str | None:
+    """Why `value` cannot serve as a signing key or bearer secret (too short, not random), None when it can."""
+    size = len(value.encode())
+    if size < MIN_KEY_BYTES:
+        return f"is too short ({size} of {MIN_KEY_BYTES} bytes); use at least {MIN_KEY_BYTES} random bytes: {MAKE_KEY}"
+    if len(set(value)) < _MIN_DISTINCT_CHARACTERS:
+        return f"is not random (too few different characters); use at least {MIN_KEY_BYTES} random bytes: {MAKE_KEY}"
+    return None
+
+
+def _secret_problem(key: str, secret: SecretStr | None) -> str | None:
+    if secret is None or is_placeholder(secret.get_secret_value()):
+        return "is a placeholder or empty; set the real value or remove the key" + _HINTS.get(key, "")
+    # Keys we check signatures or tokens with ourselves must be strong; vendors' tokens are theirs to shape.
+    return weak_key(secret.get_secret_value()) if key in _OWN_KEYS else None
 
 
 def is_placeholder_sid(value: str) -> bool:
@@ -120,6 +143,7 @@ class Settings(BaseSettings):
     # Persistence
     database_url: str = DEFAULT_DATABASE_URL
     business_config: Path = Path("business.yaml")
+    spool_dir: Path = Path("data/spool")  # webhooks the database did not take in time wait here; keep it on disk
 
     # Model
     openai_api_key: SecretStr | None = None
@@ -149,6 +173,10 @@ class Settings(BaseSettings):
     # Server
     public_base_url: AnyHttpUrl = AnyHttpUrl("http://localhost:8000")
     jwt_secret: SecretStr | None = None
+    # Admin tokens valid for longer than this (from issue, or from now) are refused; `admin token` mints none longer.
+    admin_token_max_hours: float = Field(default=168.0, gt=0, le=24 * 90)
+    # Bearer token Prometheus sends to scrape the app's /metrics; unset = /metrics is not served by the app.
+    metrics_token: SecretStr | None = None
     staff_whatsapp_number: str | None = None
     rate_limit_per_minute: int = Field(default=30, ge=1)
     # A customer's "sí" confirms a question only this long after it was asked (and never after the slot began).
@@ -211,12 +239,11 @@ class Settings(BaseSettings):
                 self.calendly_webhook_signing_key is not None,
             ),
             ("JWT_SECRET", self.jwt_secret, self.jwt_secret is not None),
+            ("METRICS_TOKEN", self.metrics_token, self.metrics_token is not None),
             ("LANGSMITH_API_KEY", self.langsmith_api_key, self.langsmith_tracing),
         ]
         refused: list[tuple[str, str]] = [
-            (key, "is a placeholder or empty; set the real value or remove the key" + _HINTS.get(key, ""))
-            for key, secret, used in secrets
-            if used and (secret is None or is_placeholder(secret.get_secret_value()))
+            (key, problem) for key, secret, used in secrets if used and (problem := _secret_problem(key, secret))
         ]
         if self.twilio_account_sid is not None and is_placeholder_sid(self.twilio_account_sid):
             refused.append(("TWILIO_ACCOUNT_SID", "is a placeholder; set your Account SID (AC...)"))

@@ -36,6 +36,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_services(settings, overrides, with_agent=with_agent, metrics=metrics) as services:
             app.state.services = services
+            # Whether or not the worker runs here: webhooks this process spooled are drained by this process.
+            services.receiver.start()
             if run_worker:
                 services.worker.start()
             logger.info("server started", extra={"worker": run_worker, "transport": services.transport_name})
@@ -44,8 +46,18 @@ def create_app(
             finally:
                 app.state.services = None
                 await services.worker.stop()
+                await services.receiver.stop()
 
-    app = FastAPI(title="Asistente", version="0.1.0", lifespan=lifespan)
+    docs = options.api_docs  # off in production: no public map of the admin API
+    app = FastAPI(
+        title="Asistente",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+    )
+    app.state.metrics = metrics  # also served on a separate listener by `asistente serve --metrics-port`
     install_error_handlers(app)
     for module in (whatsapp_webhooks, whatsapp_admin, calendly, conversations, system):
         app.include_router(module.router)

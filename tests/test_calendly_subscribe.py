@@ -141,7 +141,7 @@ async def test_an_explicit_key_wins_over_the_configured_one() -> None:
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
         calendly_access_token="calendly-access-token-value",  # type: ignore[arg-type]
-        calendly_webhook_signing_key="configured-signing-key-value",  # type: ignore[arg-type]
+        calendly_webhook_signing_key=secrets.token_urlsafe(32),  # type: ignore[arg-type]
         calendly_api_base_url="https://cal.test",  # type: ignore[arg-type]
         public_base_url=PUBLIC,  # type: ignore[arg-type]
     )

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import re
+import secrets
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr, ValidationError
+from typer.testing import CliRunner
 
-from core.settings import Settings, get_settings, is_placeholder
+from cli.main import app
+from core.settings import MAKE_KEY, Settings, get_settings, is_placeholder, weak_key
+from integrations.calendly.subscription import generate_signing_key
 
 ROOT = Path(__file__).resolve().parents[1]
 DESIGN_KEYS = [
@@ -36,12 +40,13 @@ DESIGN_KEYS = [
     "LANGSMITH_PROJECT",
     "LANGSMITH_ENDPOINT",
 ]
+OWN_KEYS = ["JWT_SECRET", "CALENDLY_WEBHOOK_SIGNING_KEY", "METRICS_TOKEN"]
 
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)  # no developer .env
-    for key in DESIGN_KEYS:
+    for key in [*DESIGN_KEYS, *OWN_KEYS]:
         monkeypatch.delenv(key, raising=False)
 
 
@@ -129,3 +134,67 @@ def test_get_settings_is_cached_and_not_read_at_import(monkeypatch: pytest.Monke
     assert first.openai_model == "gpt-test"
     assert get_settings() is first
     get_settings.cache_clear()
+
+
+@pytest.mark.parametrize("key", OWN_KEYS)
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("a", "too short (1 of 32 bytes)"),
+        ("0123456789abcdef0123456789abcde", "too short (31 of 32 bytes)"),
+        ("d" * 40, "not random"),
+        ("passwordpasswordpasswordpassword", "not random"),
+    ],
+)
+def test_keys_we_verify_with_need_32_random_bytes(
+    monkeypatch: pytest.MonkeyPatch, key: str, value: str, why: str
+) -> None:
+    monkeypatch.setenv(key, value)
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    (error,) = refused.value.errors()
+    assert error["loc"] == (key,)
+    assert why in error["msg"] and "at least 32 random bytes" in error["msg"] and MAKE_KEY in error["msg"]
+    assert len(value) < 8 or value not in str(refused.value)  # never the secret itself
+
+
+@pytest.mark.parametrize(
+    "value", [secrets.token_hex(16), secrets.token_urlsafe(32), generate_signing_key(), "0123456789abcdef" * 2]
+)
+def test_random_keys_of_32_bytes_pass(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    for key in OWN_KEYS:
+        monkeypatch.setenv(key, value)
+    settings = Settings()
+    assert settings.jwt_secret is not None and settings.jwt_secret.get_secret_value() == value
+    assert weak_key(value) is None
+
+
+def test_the_suggested_command_makes_a_key_that_passes() -> None:
+    code = MAKE_KEY.removeprefix('python -c "').removesuffix('"')
+    printed: list[str] = []
+    exec(code, {"print": printed.append})  # the very command the refusal tells the operator to run
+    assert weak_key(printed[0]) is None
+
+
+def test_a_short_key_stops_every_command_with_one_line_per_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    get_settings.cache_clear()
+    monkeypatch.setenv("JWT_SECRET", "a")
+    monkeypatch.setenv("CALENDLY_WEBHOOK_SIGNING_KEY", "b")
+    try:
+        result = CliRunner().invoke(app, ["admin", "token"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert lines[0] == "configuration error (.env / environment):"
+    assert [line.split(":")[0].strip() for line in lines[1:]] == ["CALENDLY_WEBHOOK_SIGNING_KEY", "JWT_SECRET"]
+    assert all("too short (1 of 32 bytes)" in line and MAKE_KEY in line for line in lines[1:])
+    assert "Traceback" not in result.output
+
+
+def test_check_lists_a_short_key_as_failed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JWT_SECRET", "a")
+    result = CliRunner().invoke(app, ["check", "--offline"])
+    assert result.exit_code == 1
+    (row,) = [line for line in result.output.splitlines() if "JWT_SECRET" in line]
+    assert "FAILED" in row and "too short" in row

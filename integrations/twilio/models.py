@@ -29,7 +29,9 @@ class TwilioInbound(BaseModel):
     from_: str = Field(alias="From", min_length=3, max_length=64)
     to: str | None = Field(default=None, alias="To")
     account_sid: str | None = Field(default=None, alias="AccountSid")
-    body: str = Field(default="", alias="Body", max_length=4096)
+    # No length limit: a message is stored whole however long (the request body limit bounds it); the agent reads
+    # a bounded start of it (`agent.window.bounded_text`). Refusing it would lose it: Twilio does not resend.
+    body: str = Field(default="", alias="Body")
     wa_id: str | None = Field(default=None, alias="WaId")
     profile_name: str | None = Field(default=None, alias="ProfileName")
     message_type: str | None = Field(default=None, alias="MessageType")

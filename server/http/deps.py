@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import secrets
+from datetime import timedelta
 from typing import Annotated
 from urllib.parse import parse_qsl
 
@@ -48,23 +50,55 @@ JsonBody = Depends(json_body)
 _bearer = HTTPBearer(auto_error=False)
 
 
-def require_admin(
-    services: AppServices, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> AdminIdentity:
-    """The admin calling, from a valid `Authorization: Bearer <JWT>`; 401 otherwise."""
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def unauthorized() -> HTTPException:
+    """The one answer to every refused credential: which check failed is for the log, not for the caller."""
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED, "missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+def _route(request: Request) -> str:
+    # The template ('/api/conversations/{wa_id}'), not the path: a path may carry a customer's number.
+    return str(getattr(request.scope.get("route"), "path", "unmatched"))
+
+
+def require_admin(request: Request, services: AppServices, credentials: Bearer) -> AdminIdentity:
+    """The admin calling, from a valid `Authorization: Bearer <JWT>`; a plain 401 otherwise (the reason is logged)."""
     secret = services.settings.jwt_secret
     if secret is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "admin API disabled: JWT_SECRET is not set")
-    challenge = {"WWW-Authenticate": "Bearer"}
     if credentials is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing bearer token", headers=challenge)
+        logger.warning("admin request refused", extra={"route": _route(request), "reason": "no bearer token"})
+        raise unauthorized()
     try:
-        return verify_admin_token(secret.get_secret_value(), credentials.credentials, now=services.clock.now())
+        return verify_admin_token(
+            secret.get_secret_value(),
+            credentials.credentials,
+            now=services.clock.now(),
+            max_lifetime=timedelta(hours=services.settings.admin_token_max_hours),
+        )
     except InvalidToken as exc:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"invalid token: {exc}", headers=challenge) from None
+        logger.warning("admin request refused", extra={"route": _route(request), "reason": str(exc)})
+        raise unauthorized() from None
 
 
 Admin = Annotated[AdminIdentity, Depends(require_admin)]
+
+
+def require_metrics_token(request: Request, services: AppServices, credentials: Bearer) -> None:
+    """`Authorization: Bearer <METRICS_TOKEN>` (a plain 401 otherwise); without METRICS_TOKEN the app serves no
+    metrics (404): they are then scraped from `asistente serve --metrics-port`, off the public address."""
+    token = services.settings.metrics_token
+    if token is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "Not Found")
+    given = credentials.credentials if credentials is not None else ""
+    # Compared in constant time: the answer must not tell how much of a guess was right.
+    if not secrets.compare_digest(given.encode(), token.get_secret_value().encode()):
+        logger.warning("metrics scrape refused", extra={"reason": "missing or wrong bearer token"})
+        raise unauthorized()
 
 
 async def verified_twilio_form(request: Request, services: AppServices) -> dict[str, str]:

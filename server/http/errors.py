@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from core.sanitize import storable, storable_text
 from server.ops.metrics import ServerMetrics
 
 logger = logging.getLogger(__name__)
@@ -34,12 +35,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        detail = exc.detail if isinstance(exc.detail, str) else "request refused"
+        detail = storable_text(exc.detail) if isinstance(exc.detail, str) else "request refused"
         return JSONResponse(error_body(detail), status_code=exc.status_code, headers=exc.headers)
 
     async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        errors = jsonable_encoder(exc.errors(), custom_encoder={bytes: lambda b: b.decode("utf-8", "replace")})
+        # Without the `input` pydantic echoes: the caller has it, it may be a deeply nested body, and it may hold
+        # what UTF-8 cannot encode (an unpaired surrogate, JSON "\ud800"), which would turn this 422 into a 500.
+        found = [{k: v for k, v in error.items() if k != "input"} for error in exc.errors()]
+        errors = storable(jsonable_encoder(found, custom_encoder={bytes: lambda b: b.decode("utf-8", "replace")}))
         if any(e.get("type") == "json_invalid" for e in errors):
             return JSONResponse(error_body("body is not valid JSON"), status_code=400)
         return JSONResponse(error_body("invalid request", detail=errors), status_code=422)

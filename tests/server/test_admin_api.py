@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
@@ -307,10 +308,14 @@ async def test_public_health_never_shows_account_sid_host_or_user(
     assert secret_host in report.results["database"].detail and sid in report.results["twilio"].detail
 
 
-async def test_metrics_in_prometheus_format(server: RunningApp, keys: Secrets) -> None:
-    await post_signed(server.client, keys.twilio_token, "/webhook/whatsapp", inbound_form("SMm", "hola"))
-    await server.client.post("/webhook/whatsapp", data={"Body": "x"})  # refused: unsigned
-    response = await server.client.get("/metrics")
+async def test_metrics_in_prometheus_format(
+    start_app: StartApp, make_settings: Callable[..., Settings], keys: Secrets
+) -> None:
+    token = secrets.token_urlsafe(32)
+    async with start_app(settings=make_settings(metrics_token=token)) as server:
+        await post_signed(server.client, keys.twilio_token, "/webhook/whatsapp", inbound_form("SMm", "hola"))
+        await server.client.post("/webhook/whatsapp", data={"Body": "x"})  # refused: unsigned
+        response = await server.client.get("/metrics", headers=bearer(token))
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text

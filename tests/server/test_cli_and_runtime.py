@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -36,10 +38,13 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
 
 
 def test_admin_token_command_mints_a_token_the_api_accepts(cli_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("JWT_SECRET", "d" * 40)
+    secret = secrets.token_urlsafe(32)
+    monkeypatch.setenv("JWT_SECRET", secret)
     result = runner.invoke(app, ["admin", "token", "--subject", "ana", "--hours", "1"])
     assert result.exit_code == 0, result.output
-    identity = verify_admin_token("d" * 40, result.output.strip(), now=SystemClock().now())
+    identity = verify_admin_token(
+        secret, result.output.strip(), now=SystemClock().now(), max_lifetime=timedelta(hours=1)
+    )
     assert identity.subject == "ana"
 
 

@@ -406,7 +406,13 @@ async def test_a_turn_that_fails_mid_way_is_retried_once_without_duplicates(
 
 
 async def test_a_model_looping_on_tools_is_stopped_by_the_turn_budget(
-    start_app: StartApp, db: Database, keys: Secrets, twilio: TwilioDouble, clock: FixedClock, business: Business
+    start_app: StartApp,
+    make_settings: Callable[..., Settings],
+    db: Database,
+    keys: Secrets,
+    twilio: TwilioDouble,
+    clock: FixedClock,
+    business: Business,
 ) -> None:
     """A model that asks for check_availability forever is stopped after 8 model calls (the default TurnPolicy):
     the customer gets the one short budget message, the turn completes (no retry) and /metrics counts it.
@@ -418,10 +424,12 @@ async def test_a_model_looping_on_tools_is_stopped_by_the_turn_budget(
         return uses(call("check_availability", service="corte", date_from=THURSDAY.isoformat()))
 
     model = scripted(*[loop] * 20)
-    async with start_app(agent=None, model=model) as running:
+    scraper = {"Authorization": "Bearer " + "metrics-token-of-the-turn-budget-test"}
+    settings = make_settings(metrics_token=scraper["Authorization"].removeprefix("Bearer "))
+    async with start_app(agent=None, model=model, settings=settings) as running:
         await customer_says(running, keys, "SMloop1", "¿Tenéis hueco el jueves para un corte?")
         rows = await outbox_settled(db, 1, within=15)
-        response = await running.client.get("/metrics")
+        response = await running.client.get("/metrics", headers=scraper)
         assert response.status_code == 200
         metrics = response.text
 

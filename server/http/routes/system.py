@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
 
-from server.http.deps import AppServices
+from server.http.deps import AppServices, require_metrics_token
 from server.ops.health import DEPENDENCIES
 from server.ops.metrics import CONTENT_TYPE
 
@@ -19,7 +19,7 @@ async def health(services: AppServices) -> JSONResponse:
     return JSONResponse(body, status_code=code)
 
 
-@router.get("/metrics")
+@router.get("/metrics", dependencies=[Depends(require_metrics_token)])
 async def metrics(services: AppServices) -> Response:
-    """Prometheus text exposition of this app's registry."""
+    """Prometheus text exposition of this app's registry, for `Authorization: Bearer <METRICS_TOKEN>` only."""
     return Response(content=services.metrics.render(), media_type=CONTENT_TYPE)

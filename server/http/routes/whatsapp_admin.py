@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
 
 from core.addresses import parse_whatsapp_address
+from core.sanitize import unstorable_characters
 from core.settings import Settings
 from core.urls import public_url
 from server.http.deps import Admin, AppServices, JsonBody
@@ -27,6 +28,16 @@ class SendRequest(BaseModel):
     @classmethod
     def _address(cls, value: str) -> str:
         return parse_whatsapp_address(value.replace(" ", ""))
+
+    @field_validator("message", mode="before")
+    @classmethod
+    def _sendable(cls, value: object) -> object:
+        # Refused rather than cleaned: staff can fix the text, and a silently altered message is worse. PostgreSQL
+        # cannot store NUL, and no database or HTTP body can encode half a surrogate pair ("\ud800" in JSON).
+        # Before pydantic's own check, whose message for the latter ("unable to parse raw data") says less.
+        if isinstance(value, str) and unstorable_characters(value):
+            raise ValueError("must not contain NUL (\\u0000) or unpaired surrogate (\\ud800-\\udfff) characters")
+        return value
 
 
 def mask(value: str | None, *, keep: int = 4) -> str | None:
