@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # or the stamp is missing (a fresh VENV). Code changes need no reinstall: the project is installed editable.
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install lint typecheck test demo bench check clean
+.PHONY: install lint typecheck test reliability reliability-long demo bench check clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -30,6 +30,14 @@ typecheck: install
 # Lint and type checks are part of the test command, as CI runs it.
 test: install lint typecheck
 	$(BIN)/pytest -q
+
+# The reliability scenarios alone (also part of `test`), then their figures as a Markdown table; the long variants
+# (minutes of outage each) only with reliability-long. The table is printed even when a scenario failed.
+reliability: install
+	$(BIN)/pytest -q tests/reliability; status=$$?; $(PY) -m tests.reliability.report; exit $$status
+
+reliability-long: install
+	$(BIN)/pytest -q -m reliability_long tests/reliability; status=$$?; $(PY) -m tests.reliability.report; exit $$status
 
 demo: install
 	$(BIN)/asistente demo

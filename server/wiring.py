@@ -25,7 +25,7 @@ from core.business import Business, configured_business
 from core.clock import Clock, SystemClock
 from core.settings import Settings
 from integrations.twilio.transport import DEFAULT_TIMEOUT_SECONDS, MessageTransport
-from server.backends import build_transport, calendly_client_for, open_calendar
+from server.backends import build_transport, calendly_client_for, interrupted_writes, open_calendar
 from server.calendar_sync.alerts import UnmatchedBookingAlert
 from server.calendar_sync.events import CalendlyEventProcessor
 from server.calendar_sync.sync import CalendlySyncer
@@ -33,11 +33,12 @@ from server.ops.health import HealthChecker
 from server.ops.metrics import ServerMetrics
 from server.ops.stats import StatsService
 from server.options import ServerOptions
-from server.pipeline.delivery import Delivery, templates_from
+from server.pipeline.delivery import Delivery, RetryPolicy, UndeliverableAlert, templates_from
 from server.pipeline.handoff import StaffAlertHandoff
 from server.pipeline.holding import HoldingNotifier
 from server.pipeline.intake import InboundIntake
 from server.pipeline.outbox import Outbox, OutboxSender
+from server.pipeline.receiver import WebhookReceiver
 from server.pipeline.reminders import ReminderDispatcher, ReminderScheduler
 from server.pipeline.turns import ConversationRunner
 from server.pipeline.wakeup import Wakeup
@@ -103,6 +104,7 @@ class Services:
     system_events: SystemEventRepository
     calendar_events: CalendarEventRepository
     appointments: AppointmentRepository
+    receiver: WebhookReceiver  # Twilio's webhooks, stored or spooled within a bound; its drainer runs in `serve`
 
 
 @asynccontextmanager
@@ -207,6 +209,9 @@ async def open_services(
             on_stored=turn_wakeup.set,
             clients=clients,
         )
+        receiver = WebhookReceiver(
+            intake, outbox_messages, db, settings.spool_dir, clock=clock, metrics=metrics, options=options
+        )
         runner = None
         if agent is not None:
             runner = ConversationRunner(
@@ -230,10 +235,11 @@ async def open_services(
             clock=clock,
             templates=templates_from(settings),
             metrics=metrics,
-            max_attempts=options.delivery_max_attempts,
-            backoff_seconds=options.delivery_backoff_seconds,
+            retry=RetryPolicy.from_options(options),
+            stuck_after=timedelta(seconds=options.delivery_stuck_after_seconds),
             concurrency=options.delivery_concurrency,
             question_buttons_sid=settings.twilio_content_confirm_buttons_sid,
+            alert=UndeliverableAlert(outbox, clients, business, settings.staff_whatsapp_number),
         )
         dispatcher = ReminderDispatcher(
             repository=ReminderRepository(db),
@@ -261,6 +267,7 @@ async def open_services(
                 language=business.language,
                 after=timedelta(seconds=options.holding_after_seconds),
             ),
+            interrupted_writes=interrupted_writes(agent),
         )
         yield Services(
             settings=settings,
@@ -275,7 +282,9 @@ async def open_services(
             reminders=reminders,
             calendly=calendly,
             calendly_sync=calendly_sync,
-            health=HealthChecker(settings, db, probe_http, ttl_seconds=options.health_cache_seconds),
+            health=HealthChecker(
+                settings, db, probe_http, ttl_seconds=options.health_cache_seconds, spool_state=receiver.spool.state
+            ),
             stats=StatsService(
                 db=db, inbound=inbound, outbox=outbox_messages, calendar_events=calendar_events, clock=clock
             ),
@@ -287,4 +296,5 @@ async def open_services(
             system_events=system_events,
             calendar_events=calendar_events,
             appointments=appointments,
+            receiver=receiver,
         )

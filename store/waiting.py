@@ -29,14 +29,15 @@ class LongWait:
 async def long_waits(db: Database, *, received_before: datetime, limit: int = 100) -> list[LongWait]:
     """Conversations whose first open message arrived before `received_before` and whose turn is in trouble.
 
-    In trouble means a turn over it already failed (`attempts` > 0) or one has been running on it all that time
-    ('processing'). A message merely queued behind busy turn slots is not (nothing is wrong, it will be answered).
+    In trouble means a turn over it already failed (`attempts` > 0), or one has been running on it since before
+    `received_before` ('processing', started at `processed_at`). A message merely queued behind busy turn slots, or
+    stored late from the webhook spool after a database outage, is not: its turn has not started or failed yet.
     Conversations already sent a holding message for that first message are left out.
     """
     rows = await db.fetch_all(
         "SELECT m.wa_id, m.id, m.received_at FROM inbound_messages m "
         "WHERE m.status IN ('pending', 'processing') AND m.received_at < :before "
-        "AND (m.attempts > 0 OR m.status = 'processing') "
+        "AND (m.attempts > 0 OR (m.status = 'processing' AND m.processed_at < :before)) "
         "AND NOT EXISTS (SELECT 1 FROM inbound_messages e WHERE e.wa_id = m.wa_id AND e.id < m.id "
         "AND e.status IN ('pending', 'processing')) "
         "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.dedupe_key = "

@@ -12,6 +12,7 @@ from typing import get_args
 
 from agent.api import ConversationAgent, IncomingText
 from core.clock import Clock
+from integrations.calendly.transport import rate_limit_budget
 from integrations.twilio.splitting import split_message
 from prompts import render_localized
 from server.ops.metrics import ServerMetrics
@@ -32,6 +33,10 @@ _OUTBOUND_KINDS: dict[str, OutboundKind] = {kind: kind for kind in get_args(Outb
 # message after a minute (`holding.py`), and the first turn that succeeds again re-drives the rest at once.
 TURN_RETRY_BACKOFF = tuple(timedelta(seconds=s) for s in (15, 30, 60, 120, 300, 600, 900, 900))
 TURN_MAX_ATTEMPTS = len(TURN_RETRY_BACKOFF) + 1
+
+# Calendly rate limits: a whole turn waits at most this long for resets, however many calls it makes; past it the
+# tools report "try again shortly" at once (a customer must not wait a minute for a reply).
+TURN_CALENDLY_WAIT_SECONDS = 8.0
 
 
 class ConversationRunner:
@@ -153,7 +158,8 @@ class ConversationRunner:
 
     async def _customer_turn(self, wa_id: str, messages: Sequence[InboundMessage]) -> None:
         ids = [m.id for m in messages]
-        await self._inbound.mark(ids, "processing")
+        # `processed_at` of a message being processed is when its turn started (the holding message counts from it).
+        await self._inbound.mark(ids, "processing", now=self._clock.now())
         texts = [
             IncomingText(body=m.body, button_payload=m.button_payload, message_sid=m.message_sid) for m in messages
         ]
@@ -163,7 +169,7 @@ class ConversationRunner:
         started = time.perf_counter()
         try:
             scope = TurnScope(wa_id=wa_id, inbound_message_id=first, turn=("customer", first))
-            with turn_scope(scope):
+            with turn_scope(scope), rate_limit_budget(TURN_CALENDLY_WAIT_SECONDS):
                 result = await self._agent.customer_turn(wa_id, texts, profile_name=profile_name)
         except Exception as exc:
             self._failing = True
@@ -216,7 +222,7 @@ class ConversationRunner:
         )
         started = time.perf_counter()
         try:
-            with turn_scope(scope):
+            with turn_scope(scope), rate_limit_budget(TURN_CALENDLY_WAIT_SECONDS):
                 result = await self._agent.system_turn(event.wa_id, event.description, event_id=str(event.id))
         except Exception as exc:
             self._failing = True

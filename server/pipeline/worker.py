@@ -14,6 +14,7 @@ import socket
 import uuid
 from datetime import timedelta
 
+from booking.calendar import RecoversInterruptedWrites
 from core.clock import Clock
 from server.calendar_sync.events import CalendlyEventProcessor
 from server.options import ServerOptions
@@ -51,9 +52,12 @@ class Worker:
         turn_wakeup: Wakeup,
         delivery_wakeup: Wakeup,
         holding: HoldingNotifier | None = None,
+        interrupted_writes: RecoversInterruptedWrites | None = None,
     ) -> None:
         """`holding` tells customers kept waiting by failing turns that an answer will follow (None: never)."""
         self._holding = holding
+        # The calendar whose writes a crash can cut off (Calendly); the maintenance pass settles them.
+        self._interrupted_writes = interrupted_writes
         self._runner = runner
         self._conversations = conversations
         self._delivery = delivery
@@ -170,8 +174,15 @@ class Worker:
         await self._scheduler.reconcile()
         if await self._dispatcher.dispatch_due():
             self._delivery_wakeup.set()
-        if await self._delivery.recover(stuck_after=timedelta(seconds=self._options.lease_seconds)):
+        if await self._delivery.recover():
             self._delivery_wakeup.set()
+        if self._interrupted_writes is not None:
+            # Before the webhook retries: a settled booking is then recorded as the agent's own, not mirrored anew.
+            for appointment in await self._interrupted_writes.sweep(
+                older_than=timedelta(seconds=self._options.calendar_write_settle_seconds),
+                abandon_after=timedelta(seconds=self._options.calendar_write_abandon_seconds),
+            ):
+                await self._scheduler.appointment_changed(appointment)
         await self._calendly.retry_unfinished(
             older_than=timedelta(seconds=self._options.calendar_retry_after_seconds),
             give_up_after=CALENDLY_GIVE_UP_AFTER,

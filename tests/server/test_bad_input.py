@@ -63,12 +63,13 @@ async def test_twilio_webhook_missing_required_field(server: RunningApp, keys: S
 
 
 async def test_huge_bodies_are_refused_before_any_handler(server: RunningApp, keys: Secrets) -> None:
-    form = inbound_form("SMhuge", "x" * 70_000)
+    limit = server.services.options.max_body_bytes
+    form = inbound_form("SMhuge", "x" * (limit + 1))
     declared = await post_signed(server.client, keys.twilio_token, "/webhook/whatsapp", form)
     assert_json_error(declared, 413)
 
     async def chunks() -> AsyncIterator[bytes]:
-        for _ in range(80):
+        for _ in range(limit // 1024 + 16):
             yield b"y" * 1024
 
     streamed = await server.client.post(

@@ -79,7 +79,9 @@ async def test_a_turn_hanging_for_a_minute_gets_the_holding_message_in_the_custo
 ) -> None:
     first = await customer_message(db, clock, body="hello")
     await ClientRepository(db).update_profile(CUSTOMER, now=clock.now(), language="en")
-    await InboundRepository(db).mark([first], "processing")  # a turn is running on it (the model does not answer)
+    clock.advance(timedelta(minutes=10))  # stored late (e.g. drained from the webhook spool): not the turn's fault
+    await InboundRepository(db).mark([first], "processing", now=clock.now())  # its turn starts, the model hangs
+    assert await _notifier(db, clock).notify_waiting() == 0
     clock.advance(HOLDING_AFTER + timedelta(seconds=1))
     assert await _notifier(db, clock).notify_waiting() == 1
     assert [row["body"] for row in await _outbox(db)] == [render_localized("messages/holding", "en")]

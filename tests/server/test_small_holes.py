@@ -192,3 +192,16 @@ def test_bounded_text_keeps_what_fits() -> None:
     exact = "a" * MESSAGE_MAX_CHARS
     assert bounded_text(exact) == exact
     assert bounded_text(exact + "b") == exact + f"\n[message cut: {MESSAGE_MAX_CHARS} of 4097 characters shown]"
+
+
+async def test_the_longest_whatsapp_text_in_emoji_is_stored_not_refused(
+    start_app: StartApp, db: Database, keys: Secrets
+) -> None:
+    # 65 536 characters, each 4 UTF-8 bytes, 12 once URL-encoded in Twilio's form: about 786 KB.
+    body = "😀" * 65_536
+    async with start_app(agent=None) as running:
+        form = inbound_form("SMlong", body)
+        response = await post_signed(running.client, keys.twilio_token, "/webhook/whatsapp", form)
+    assert response.status_code == 200, response.text
+    stored = await db.fetch_value("SELECT body FROM inbound_messages WHERE message_sid = 'SMlong'")
+    assert stored == body
