@@ -17,23 +17,19 @@ import itertools
 import json
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import httpx
 
 from tests.calendly.conftest import BASE_URL, EVENT_TYPE_URI, USER_URI, fixture_json
+from tests.calendly.double import calendly_time, page
 
 Fault = Literal["die_after", "die_before", "lose_answer"]
 
 
 class ProcessKilled(BaseException):  # noqa: N818 - named for what it stands for
     """Stands for kill -9 during a call: a BaseException, so nothing in the application catches it."""
-
-
-def calendly_time(moment: datetime) -> str:
-    """Calendly's response timestamp format ('2026-11-26T09:00:00.000000Z')."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
 
 
 def _parse(value: str) -> datetime:
@@ -116,7 +112,7 @@ class BookingCalendly:
         if (method, path) == ("GET", "/event_type_available_times"):
             return httpx.Response(200, json={"collection": self._available(request)})
         if (method, path) == ("GET", "/scheduled_events"):
-            return httpx.Response(200, json=_page(self._listed(request)))
+            return httpx.Response(200, json=page(self._listed(request)))
         if parts[0] == "scheduled_events" and len(parts) >= 2:
             return self._event_resource(method, parts, request)
         return httpx.Response(404, json={"title": "Resource Not Found", "message": f"{method} {path}"})
@@ -136,7 +132,7 @@ class BookingCalendly:
                 found = [i for i in invitees if i["uri"].endswith("/" + parts[3])]
                 return httpx.Response(200, json={"resource": found[0]})
             status = request.url.params.get("status")
-            return httpx.Response(200, json=_page([i for i in invitees if status in (None, i["status"])]))
+            return httpx.Response(200, json=page([i for i in invitees if status in (None, i["status"])]))
         return httpx.Response(404, json={"title": "Resource Not Found", "message": method})
 
     def _create_invitee(self, body: dict[str, Any]) -> httpx.Response:
@@ -222,7 +218,3 @@ class BookingCalendly:
                 slot += timedelta(minutes=15)
             day += timedelta(days=1)
         return times
-
-
-def _page(collection: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"collection": collection, "pagination": {"count": len(collection), "next_page": None}}

@@ -10,7 +10,7 @@ import copy
 import json
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -31,7 +31,7 @@ def rate_limit_headers(reset_seconds: int | str) -> dict[str, str]:
 
 def calendly_time(moment: datetime) -> str:
     """Calendly's response timestamp format ('2026-11-26T09:00:00.000000Z')."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
 
 
 def scheduled_event(uuid: str, start: datetime, minutes: int = 45) -> dict[str, Any]:
@@ -89,9 +89,9 @@ class CalendlyDouble:
         if method == "POST" and path.startswith("/scheduled_events/") and path.endswith("/cancellation"):
             return httpx.Response(201, json=fixture_json("calendly-cancellation-response.json"))
         if (method, path) == ("GET", "/scheduled_events"):
-            return httpx.Response(200, json=_page(self.events))
+            return httpx.Response(200, json=page(self.events))
         if method == "GET" and path.startswith("/scheduled_events/") and path.endswith("/invitees"):
-            return httpx.Response(200, json=_page([]))
+            return httpx.Response(200, json=page([]))
         return httpx.Response(404, json={"title": "Resource Not Found", "message": f"{method} {path}"})
 
     def _available_times(self, request: httpx.Request) -> list[dict[str, Any]]:
@@ -114,7 +114,8 @@ class CalendlyDouble:
         }
 
 
-def _page(collection: list[dict[str, Any]]) -> dict[str, Any]:
+def page(collection: list[dict[str, Any]]) -> dict[str, Any]:
+    """A one-page Calendly collection."""
     return {"collection": collection, "pagination": {"count": len(collection), "next_page": None}}
 
 
