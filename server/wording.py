@@ -19,6 +19,14 @@ from prompts import render, render_localized
 NO_NAME = "-"
 
 
+def staff_alert_variables(who: str, name: str | None, reason: str, *, limit: int = 1000) -> dict[str, str]:
+    """ContentVariables for the staff-alert template: {{1}} who, {{2}} their name, {{3}} the reason.
+
+    Twilio refuses empty or multi-line variables, so each is one line and an unknown value is a neutral word.
+    """
+    return {"1": who, "2": one_line(name or "") or NO_NAME, "3": one_line(reason, limit=limit) or NO_NAME}
+
+
 def local_when(start: datetime, business: Business, language: str | None = None) -> str:
     """'martes 1 de diciembre, 10:30' (or 'Tuesday 1 December, 10:30') in the business timezone."""
     local = start.astimezone(business.tz)

@@ -124,3 +124,9 @@ def parse_datetime(value: object) -> datetime | None:
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     parsed = datetime.fromisoformat(str(value))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def in_list(values: Sequence[object], prefix: str = "id") -> tuple[str, Params]:
+    """Named placeholders and parameters for `IN (...)` over `values`; portable across both engines."""
+    names = [f"{prefix}{i}" for i in range(len(values))]
+    return ", ".join(f":{n}" for n in names), dict(zip(names, values, strict=True))

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from store.conversations import fence_lease, record_inbound_in
-from store.database import Connection, Database, Params
+from store.database import Connection, Database, in_list
 from store.models import InboundMessage
 from store.outbox_insert import insert_outbox
 from store.waiting import redrive_failed_turns
@@ -108,7 +108,7 @@ class InboundRepository:
         """Move messages to `status` (with `processed_at` = now when given); returns how many changed."""
         if not ids:
             return 0
-        placeholders, params = id_list(ids)
+        placeholders, params = in_list(ids)
         return await self._db.execute(
             f"UPDATE inbound_messages SET status = :status, error = :error, "
             f"processed_at = COALESCE(:now, processed_at) WHERE id IN ({placeholders})",
@@ -136,7 +136,7 @@ class InboundRepository:
         conversation's lease must still be that worker's, else nothing is written and `LeaseLost` is raised: a
         worker that lost its lease mid-turn must not answer over the one that took the conversation.
         """
-        placeholders, params = id_list(ids)
+        placeholders, params = in_list(ids)
         outbox_ids: list[int] = []
         async with self._db.transaction() as conn:
             if owner is not None:
@@ -182,7 +182,7 @@ class InboundRepository:
         """
         if not ids:
             return []
-        placeholders, params = id_list(ids)
+        placeholders, params = in_list(ids)
         failed: list[int] = []
         async with self._db.transaction() as conn:
             if owner is not None:
@@ -273,9 +273,3 @@ async def _set_retry_state(
             "processed": now if status == "failed" else None,
         },
     )
-
-
-def id_list(ids: Sequence[int], prefix: str = "id") -> tuple[str, Params]:
-    """Named placeholders and parameters for `IN (...)` over ids; portable across both engines."""
-    names = [f"{prefix}{i}" for i in range(len(ids))]
-    return ", ".join(f":{n}" for n in names), dict(zip(names, ids, strict=True))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from store.database import Database
+from store.database import Database, in_list
 from store.outbox_insert import mark_covered
 from store.outbox_message import OUTBOX_COLUMNS, OutboxMessage
 
@@ -84,9 +84,8 @@ async def recorded_sids(db: Database, sids: Collection[str]) -> set[str]:
     """Which of `sids` some outbox row records."""
     if not sids:
         return set()
-    names = {f"sid{n}": sid for n, sid in enumerate(sids)}
-    placeholders = ", ".join(f":{name}" for name in names)
-    rows = await db.fetch_all(f"SELECT twilio_sid FROM outbox WHERE twilio_sid IN ({placeholders})", names)
+    placeholders, params = in_list(list(sids), "sid")
+    rows = await db.fetch_all(f"SELECT twilio_sid FROM outbox WHERE twilio_sid IN ({placeholders})", params)
     return {str(r["twilio_sid"]) for r in rows}
 
 

@@ -11,10 +11,9 @@ import logging
 
 from core.addresses import as_whatsapp_address
 from core.business import Business
-from core.quoting import one_line
 from prompts import render_localized
 from server.pipeline.outbox import Outbox
-from server.wording import NO_NAME, local_when
+from server.wording import local_when, staff_alert_variables
 from store.models import Appointment
 
 logger = logging.getLogger(__name__)
@@ -59,7 +58,7 @@ class UnmatchedBookingAlert:
         )
         # Outside the staff number's 24-hour window the staff-alert template goes: {{1}} who, {{2}} name (withheld:
         # Calendly's name is unverified and not needed), {{3}} the reason, on one line as template variables must be.
-        variables = {"1": masked or "Calendly", "2": NO_NAME, "3": one_line(text, limit=1000)}
+        variables = staff_alert_variables(masked or "Calendly", None, text)
         # Keyed on the appointment, which the webhook and the sync share: a booking is reported once, however often
         # its delivery is applied or synced again.
         await self._outbox.enqueue(

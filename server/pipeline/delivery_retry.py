@@ -35,7 +35,7 @@ class RetryPolicy:
 
         The wait is never shorter than the provider's Retry-After (`retry_after` seconds).
         """
-        if now - created_at >= self.give_up_after:
+        if self.expired(created_at, now):
             return None
         # The exponent is bounded so that many hours of attempts never overflow before the cap applies.
         exponent = min(max(failed_attempts - 1, 0), 40)

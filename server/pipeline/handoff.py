@@ -7,9 +7,9 @@ import logging
 from core.addresses import as_whatsapp_address, phone_of
 from core.business import Business
 from core.clock import Clock
-from core.quoting import one_line
+from core.quoting import MAX_CHARS
 from server.pipeline.outbox import Outbox, current_turn
-from server.wording import NO_NAME, staff_handoff_alert
+from server.wording import staff_alert_variables, staff_handoff_alert
 from store.clients import ClientRepository
 from store.conversations import ConversationRepository
 
@@ -49,7 +49,7 @@ class StaffAlertHandoff:
         alert = staff_handoff_alert(wa_id=wa_id, customer_name=name, reason=reason, business=self._business)
         # Staff rarely write to the business number, so outside their 24-hour window the staff-alert template goes.
         # Template variables must be non-empty single lines (Twilio refuses others); the reason is the model's text.
-        variables = {"1": phone_of(wa_id), "2": one_line(name or "") or NO_NAME, "3": one_line(reason) or NO_NAME}
+        variables = staff_alert_variables(phone_of(wa_id), name, reason, limit=MAX_CHARS)
         # Keyed on the turn like every message the agent sends: a turn re-run after a crash alerts staff once.
         scope = current_turn()
         dedupe_key = scope.next_dedupe_key() if scope is not None and scope.wa_id == wa_id else None

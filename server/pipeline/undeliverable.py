@@ -16,7 +16,7 @@ from core.business import Business
 from core.quoting import one_line
 from prompts import render_localized
 from server.pipeline.outbox import Outbox
-from server.wording import NO_NAME
+from server.wording import staff_alert_variables
 from store.clients import ClientRepository
 from store.outbox_message import OutboxMessage
 
@@ -64,7 +64,7 @@ class UndeliverableAlert:
             text=one_line(row.body, limit=EXCERPT_CHARS),
         )
         # The staff-alert template: {{1}} who, {{2}} name, {{3}} the reason, on one line as template variables must be.
-        variables = {"1": phone_of(row.wa_id), "2": one_line(name or "") or NO_NAME, "3": one_line(text, limit=1000)}
+        variables = staff_alert_variables(phone_of(row.wa_id), name, text)
         ids = await self._outbox.enqueue(
             self._staff, text, kind="staff", template_variables=variables, dedupe_key=alert_key(row)
         )
