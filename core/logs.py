@@ -1,38 +1,42 @@
-"""Structured (JSON) logging with phone numbers masked."""
+"""Structured (JSON) logging with customers' personal data masked (core.masking's rules)."""
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 from datetime import UTC, datetime
 
-_PHONE = re.compile(r"\+?\d[\d ]{6,}(\d{3})")
+from core.masking import MASKER, Masker
+
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None)))
 
 
-def mask_phones(text: str) -> str:
-    """Hide all but the last three digits of anything that looks like a phone number."""
-    return _PHONE.sub(lambda m: "+***" + m.group(1), text)
-
-
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message and any `extra=` fields, phone numbers masked."""
+    """One JSON object per line: time, level, logger, message and any `extra=` fields, personal data masked.
+
+    Values are masked before `json.dumps`, so a mask never has to survive JSON escaping (a phone written as
+    "\\u002b34..." or split by an escape would slip past a mask applied to the dumped line).
+    """
+
+    def __init__(self, masker: Masker | None = None) -> None:
+        super().__init__()
+        self._masker = masker or MASKER
 
     def format(self, record: logging.LogRecord) -> str:
         """Render the record."""
+        extras = {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
         data: dict[str, object] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname,
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": self._masker.mask_text(record.getMessage()),
         }
-        for key, value in vars(record).items():
-            if key not in _STANDARD and not key.startswith("_"):
-                data[key] = value
+        data.update(self._masker.mask_data(extras))
         if record.exc_info:
-            data["exc"] = self.formatException(record.exc_info)
-        return mask_phones(json.dumps(data, ensure_ascii=False, default=str))
+            data["exc"] = self._masker.mask_text(self.formatException(record.exc_info))
+        elif record.exc_text:
+            data["exc"] = self._masker.mask_text(record.exc_text)
+        return json.dumps(data, ensure_ascii=False, default=str)
 
 
 def configure_logging(level: str = "INFO") -> None:
