@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, cast
 
-from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
 
@@ -21,6 +21,7 @@ from agent.policy import TurnPolicy
 from agent.prompting import event_message
 from agent.state import ConversationState
 from agent.tracing import TurnTracer
+from agent.turn_outcome import outcome_of, repeats_earlier
 from agent.window import bounded_text
 from tools.context import ToolServices, TurnContext, TurnKind
 from tools.results import problem
@@ -67,26 +68,36 @@ class Assistant:
         """The services the graph's tools use."""
         return self._services
 
-    async def _context(self, wa_id: str, kind: TurnKind, profile_name: str | None, texts: Sequence[str]) -> TurnContext:
+    async def _context(
+        self, wa_id: str, kind: TurnKind, profile_name: str | None, texts: Sequence[str]
+    ) -> tuple[TurnContext, tuple[str | None, ...]]:
+        """The turn's context, and the customer's names (masked wherever traces show them)."""
         services = self._services
         client = await services.clients.ensure(wa_id, now=services.clock.now(), profile_name=profile_name)
         detected = detect_language(" ".join(texts)) if texts else None
         if detected and detected != client.language:
             client = await services.clients.update_profile(wa_id, now=services.clock.now(), language=detected)
         language = client.language or services.business.language
-        return TurnContext(wa_id, profile_name or client.profile_name, kind, language)
+        names = (profile_name, client.profile_name, client.name)
+        return TurnContext(wa_id, profile_name or client.profile_name, kind, language), names
 
     async def customer_turn(
-        self, wa_id: str, messages: Sequence[IncomingText], *, profile_name: str | None = None
+        self,
+        wa_id: str,
+        messages: Sequence[IncomingText],
+        *,
+        profile_name: str | None = None,
+        run_id: str | None = None,
     ) -> TurnResult:
         """Run one turn for the customer's messages; a pending confirmation is answered by them instead."""
         messages = [replace(m, body=bounded_text(m.body)) for m in messages]  # stored whole; the model reads less
         # A quick-reply button may arrive without text; its payload stands for what the customer "said".
         said = [(m, text) for m in messages if (text := m.body or m.button_payload or "").strip()]
         texts = [text for _, text in said]
-        ctx = await self._context(wa_id, "customer", profile_name, texts)
+        ctx, names = await self._context(wa_id, "customer", profile_name, texts)
         config = thread_config(wa_id, self._policy)
         snapshot = await self._graph.aget_state(config)
+        before = _messages(snapshot.values)
         graph_input: Any
         if not texts and not snapshot.interrupts:
             return TurnResult()  # nothing to answer (the server describes media as text before calling us)
@@ -95,23 +106,34 @@ class Assistant:
             graph_input = Command(resume={"replies": replies, "message_id": _message_id(messages[0])})
         else:
             graph_input = {"messages": [HumanMessage(content=text, id=_message_id(m)) for m, text in said]}
-        with self._tracer.turn(wa_id, "customer"):
-            result = await self._run(graph_input, config, ctx)
-        return await self._finish(wa_id, result)
+        sids = [m.message_sid for m in messages if m.message_sid]
+        with self._tracer.turn(
+            wa_id, "customer", run_id=run_id, message_sids=sids, names=names, inputs={"messages": texts}
+        ) as traced:
+            result = await self._run(graph_input, {**config, **traced.config}, ctx)
+            finished = await self._finish(wa_id, result, before, system=False)
+            traced.finish(finished)
+        return replace(finished, run_id=traced.run_id, repeated=repeats_earlier(texts, before))
 
-    async def system_turn(self, wa_id: str, event: str, *, event_id: str | None = None) -> TurnResult:
+    async def system_turn(
+        self, wa_id: str, event: str, *, event_id: str | None = None, run_id: str | None = None
+    ) -> TurnResult:
         """Inject an event into the customer's thread; only `send_whatsapp` reaches the customer."""
-        ctx = await self._context(wa_id, "system", None, [])
+        ctx, names = await self._context(wa_id, "system", None, [])
         config = thread_config(wa_id, self._policy)
         snapshot = await self._graph.aget_state(config)
         if snapshot.interrupts:
             await self._withdraw_pending(config, cast(ConversationState, snapshot.values))
+        before = _messages(snapshot.values)
         injected = event_message(event, event_id=f"event:{event_id}" if event_id else None)
-        with self._tracer.turn(wa_id, "system"):
-            result = await self._run({"messages": [injected]}, config, ctx)
-        finished = await self._finish(wa_id, result)
+        with self._tracer.turn(
+            wa_id, "system", run_id=run_id, event_id=event_id, names=names, inputs={"event": event}
+        ) as traced:
+            result = await self._run({"messages": [injected]}, {**config, **traced.config}, ctx)
+            finished = await self._finish(wa_id, result, before, system=True)
+            traced.finish(finished)
         # A system turn's final text is the agent's note to itself, never a message to the customer.
-        return TurnResult(budget_exhausted=finished.budget_exhausted)
+        return replace(finished, replies=(), run_id=traced.run_id)
 
     async def _run(self, graph_input: Any, config: RunnableConfig, ctx: TurnContext) -> dict[str, Any]:
         try:
@@ -150,18 +172,38 @@ class Assistant:
             config, {"messages": [withdrawn], "pending": None}, as_node="await_confirmation"
         )
 
-    async def _finish(self, wa_id: str, result: dict[str, Any]) -> TurnResult:
+    async def _finish(
+        self, wa_id: str, result: dict[str, Any], before: Sequence[BaseMessage], *, system: bool
+    ) -> TurnResult:
         if self._prune and self._graph.checkpointer is not None:
             await prune_threads(self._graph.checkpointer, [wa_id])  # type: ignore[arg-type]
+        known = {m.id for m in before}
+        added = [m for m in result.get("messages", []) if m.id not in known]
         interrupts = result.get("__interrupt__") or ()
+        replies: tuple[str, ...] = ()
+        confirmation_id = budget = None
+        last = result["messages"][-1] if result.get("messages") else None
         if interrupts:
             value = interrupts[0].value
-            return TurnResult(
-                replies=(str(value["question"]),), awaiting_confirmation=True, confirmation_id=str(value["id"])
-            )
-        last = result["messages"][-1] if result.get("messages") else None
-        if not isinstance(last, AIMessage) or last.tool_calls:
-            return TurnResult()
-        budget = last.response_metadata.get(BUDGET_KEY)
-        text = last.text.strip()
-        return TurnResult(replies=(text,) if text else (), budget_exhausted=str(budget) if budget else None)
+            replies, confirmation_id = (str(value["question"]),), str(value["id"])
+        elif isinstance(last, AIMessage) and not last.tool_calls:
+            budget = last.response_metadata.get(BUDGET_KEY)
+            text = last.text.strip()
+            replies = (text,) if text else ()
+        outcome = outcome_of(
+            added, system=system, asked_to_confirm=bool(interrupts), cut_short=bool(budget), replied=bool(replies)
+        )
+        return TurnResult(
+            replies=replies,
+            awaiting_confirmation=bool(interrupts),
+            confirmation_id=confirmation_id,
+            budget_exhausted=str(budget) if budget else None,
+            outcome=outcome.outcome,
+            appointment_ids=outcome.appointment_ids,
+            rejected_confirmation=outcome.rejected_confirmation,
+        )
+
+
+def _messages(values: Any) -> list[BaseMessage]:
+    """The thread's messages in a state snapshot (none for a new customer)."""
+    return list(cast(ConversationState, values).get("messages", [])) if values else []

@@ -58,6 +58,8 @@ async def _console_chat(settings: Settings, business: Business, wa_id: str, name
     from contextlib import AsyncExitStack
 
     from agent.model import build_chat_model
+    from agent.prompt_version import prompt_version
+    from agent.tracing import TraceLabels, TurnTracer
     from core.clock import SystemClock
     from evals.wiring import open_migrated_database, wire_assistant
     from server.backends import open_calendar
@@ -65,12 +67,24 @@ async def _console_chat(settings: Settings, business: Business, wa_id: str, name
 
     model = build_chat_model(settings)
     clock = SystemClock()
+    # Traced like the server's turns when tracing is on, but tagged and threaded apart ("chat:").
+    labels = TraceLabels(
+        model=settings.openai_model,
+        prompt_version=prompt_version(business),
+        tags=("chat",),
+        metadata={"entry_point": "chat"},
+        thread_prefix="chat:",
+    )
+    tracer = TurnTracer.from_settings(settings, labels=labels)
     async with AsyncExitStack() as stack:
         stack.callback(console.close)
+        stack.callback(tracer.flush)
         db = await stack.enter_async_context(open_migrated_database(settings.database_url))
         # The configured calendar (Calendly when its token is set), as the server would use it.
         calendar = await open_calendar(settings, business, clock, AppointmentRepository(db), stack)
-        wired = await stack.enter_async_context(wire_assistant(db, business, clock, model, calendar=calendar))
+        wired = await stack.enter_async_context(
+            wire_assistant(db, business, clock, model, calendar=calendar, tracer=tracer)
+        )
         if console.interactive:
             typer.echo(f"{business.name}: you write as {wa_id}. Ctrl-C stops a turn; Ctrl-D or /quit ends the chat.")
         while (text := await console.read_line()) is not None:

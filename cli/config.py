@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 from pydantic import ValidationError
 
 from core.business import Business, BusinessConfigError, configured_business
 from core.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from agent.tracing import TurnTracer
 
 
 def fail(message: str) -> typer.Exit:
@@ -47,3 +52,20 @@ def load_configuration() -> tuple[Settings, Business]:
     except BusinessConfigError as exc:
         raise fail(str(exc)) from None
     return settings, business
+
+
+def environment_tracer(*, project_suffix: str = "") -> TurnTracer | None:
+    """A tracer when the environment (or .env) turns LangSmith tracing on, for the commands that need no other
+    configuration (`demo`, `eval`); their traces go to LANGSMITH_PROJECT + `project_suffix`. A configuration that
+    cannot be read is said in one line and the command runs untraced: the demo must run on any machine."""
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        keys = ", ".join(sorted({"_".join(str(p) for p in e["loc"]).upper() for e in exc.errors()}))
+        typer.secho(f"tracing off: the configuration cannot be read ({keys})", fg=typer.colors.YELLOW, err=True)
+        return None
+    if not settings.langsmith_tracing:
+        return None
+    from agent.tracing import TurnTracer  # LangSmith is loaded only when something is traced
+
+    return TurnTracer.from_settings(settings, project=settings.langsmith_project + project_suffix)

@@ -14,12 +14,14 @@ import typer
 import yaml
 from pydantic import ValidationError
 
-from cli.config import fail, load_configuration, one_line
+from cli.config import environment_tracer, fail, load_configuration, one_line
 
 # What a replay fails with outside a turn (failures inside one are the run's `error`): files that cannot be read
 # or written (the scratch directory, a missing or unreadable cassette), a cassette that is not YAML, the SQLite file.
 _REPLAY_FAILURES = (OSError, yaml.YAMLError, sqlite3.Error)
 _RECORDING = "a recorded conversation or its cassette"
+# Demo and eval traces go to their own LangSmith project, never among production's turns.
+EVAL_PROJECT_SUFFIX = "-eval"
 
 
 def _describe(exc: BaseException, source: str) -> str:
@@ -47,11 +49,15 @@ def demo(
     from evals.demo import format_appointments, format_header, format_transcript, run_demo
 
     keep_dir = _keep_directory(keep) if keep else None
+    tracer = environment_tracer(project_suffix=EVAL_PROJECT_SUFFIX)
     with tempfile.TemporaryDirectory(prefix="asistente-demo-") as scratch:
         try:
-            run = asyncio.run(run_demo(keep_dir or Path(scratch)))
+            run = asyncio.run(run_demo(keep_dir or Path(scratch), tracer=tracer))
         except _REPLAY_FAILURES as exc:
             raise fail(f"the demo could not run: {_describe(exc, _RECORDING)}") from None
+        finally:
+            if tracer is not None:
+                tracer.flush()
         typer.echo(format_header(run))
         typer.echo("")
         typer.echo(format_transcript(run))
@@ -112,10 +118,16 @@ def evaluate(
     if not conversations:
         # An empty (or unreadable: globbing it finds nothing) directory would otherwise "fail" at a 0% pass rate.
         raise fail(f"no recorded conversations in {CONVERSATIONS_DIR}; is the installation complete?")
+    tracer = environment_tracer(project_suffix=EVAL_PROJECT_SUFFIX)
     with tempfile.TemporaryDirectory(prefix="asistente-eval-") as scratch:
         try:
-            report = asyncio.run(run_suite(conversations, Path(scratch), threshold=threshold, record_with=record_with))
+            report = asyncio.run(
+                run_suite(conversations, Path(scratch), threshold=threshold, record_with=record_with, tracer=tracer)
+            )
         except _REPLAY_FAILURES as exc:
             raise fail(f"eval could not run: {_describe(exc, _RECORDING)}") from None
+        finally:
+            if tracer is not None:
+                tracer.flush()
     typer.echo(format_report(report))
     raise typer.Exit(code=report.exit_code)

@@ -55,7 +55,7 @@ _SID_SHAPE = re.compile(r"[A-Z]{2}[0-9a-fA-F]{32}")
 _HINTS = {"CALENDLY_WEBHOOK_SIGNING_KEY": " (`asistente calendly subscribe` generates one when the key is unset)"}
 # Keys we verify HMAC signatures or bearer tokens with: at least 32 bytes (HS256's own minimum, RFC 7518 3.2), and
 # not a word or a character repeated, which a guesser tries first.
-_OWN_KEYS = frozenset({"JWT_SECRET", "CALENDLY_WEBHOOK_SIGNING_KEY", "METRICS_TOKEN"})
+_OWN_KEYS = frozenset({"JWT_SECRET", "CALENDLY_WEBHOOK_SIGNING_KEY", "METRICS_TOKEN", "LANGSMITH_HASH_KEY"})
 MIN_KEY_BYTES = 32
 _MIN_DISTINCT_CHARACTERS = 8
 MAKE_KEY = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
@@ -192,6 +192,8 @@ class Settings(BaseSettings):
     langsmith_api_key: SecretStr | None = None
     langsmith_project: str = "asistente"
     langsmith_endpoint: AnyHttpUrl = AnyHttpUrl("https://api.smith.langchain.com")
+    langsmith_mask_pii: bool = True  # phones, e-mails and names masked in everything sent to LangSmith
+    langsmith_hash_key: SecretStr | None = None  # keys the customer hash that groups traces (else JWT_SECRET)
 
     @field_validator("reminder_offsets_hours", mode="before")
     @classmethod
@@ -240,6 +242,7 @@ class Settings(BaseSettings):
             ),
             ("JWT_SECRET", self.jwt_secret, self.jwt_secret is not None),
             ("METRICS_TOKEN", self.metrics_token, self.metrics_token is not None),
+            ("LANGSMITH_HASH_KEY", self.langsmith_hash_key, self.langsmith_hash_key is not None),
             ("LANGSMITH_API_KEY", self.langsmith_api_key, self.langsmith_tracing),
         ]
         refused: list[tuple[str, str]] = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from agent.tracing import TurnTracer
 from core.timeutil import describe_moment
 from evals.dataset import CONVERSATIONS_DIR, load_conversation
 from evals.session import ConversationRun, TurnRecord, run_conversation
@@ -13,10 +14,10 @@ DEMO_CONVERSATION = "demo_booking_es"
 _NAME_WIDTH = 11
 
 
-async def run_demo(directory: Path) -> ConversationRun:
-    """Replay the demo conversation on a fresh SQLite database in `directory`."""
+async def run_demo(directory: Path, *, tracer: TurnTracer | None = None) -> ConversationRun:
+    """Replay the demo conversation on a fresh SQLite database in `directory` (traced by `tracer`, if on)."""
     conversation = load_conversation(CONVERSATIONS_DIR / f"{DEMO_CONVERSATION}.yaml")
-    return await run_conversation(conversation, directory)
+    return await run_conversation(conversation, directory, tracer=tracer, mode="demo")
 
 
 def format_header(run: ConversationRun) -> str:

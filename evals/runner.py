@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.tracing import TurnTracer
 from core.quoting import one_line
 from core.settings import Settings
 from evals.dataset import Conversation
@@ -64,9 +65,12 @@ async def run_case(
     cassette: Path | None = None,
     record_with: Settings | None = None,
     evaluators: Sequence[Evaluator] | None = None,
+    tracer: TurnTracer | None = None,
 ) -> CaseReport:
-    """Run one conversation in its own directory under `workdir` and evaluate it."""
-    run = await run_conversation(conversation, workdir / conversation.name, cassette=cassette, record_with=record_with)
+    """Run one conversation in its own directory under `workdir` and evaluate it (traced by `tracer`, if on)."""
+    run = await run_conversation(
+        conversation, workdir / conversation.name, cassette=cassette, record_with=record_with, tracer=tracer
+    )
     return CaseReport(run, evaluate_run(run, evaluators))
 
 
@@ -76,9 +80,10 @@ async def run_suite(
     *,
     threshold: float = DEFAULT_THRESHOLD,
     record_with: Settings | None = None,
+    tracer: TurnTracer | None = None,
 ) -> SuiteReport:
     """Run and evaluate each conversation in turn (each on a fresh database)."""
-    cases = [await run_case(c, workdir, record_with=record_with) for c in conversations]
+    cases = [await run_case(c, workdir, record_with=record_with, tracer=tracer) for c in conversations]
     return SuiteReport(cases, threshold)
 
 

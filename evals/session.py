@@ -14,11 +14,13 @@ from langchain_core.messages import AIMessage, BaseMessage
 from agent.api import IncomingText, TurnResult
 from agent.assistant import thread_config
 from agent.model import build_chat_model
+from agent.tracing import TurnTracer
 from core.business import example_business
 from core.clock import FixedClock
 from core.settings import Settings
 from evals.dataset import Conversation, Turn
 from evals.replay import OPENAI_HOST, model_cassette
+from evals.tracing import case_tracer
 from evals.wiring import (
     DATABASE_FILE,
     Wired,
@@ -145,7 +147,13 @@ def _fresh_directory(directory: Path) -> None:
 
 
 async def run_conversation(
-    conversation: Conversation, directory: Path, *, cassette: Path | None = None, record_with: Settings | None = None
+    conversation: Conversation,
+    directory: Path,
+    *,
+    cassette: Path | None = None,
+    record_with: Settings | None = None,
+    tracer: TurnTracer | None = None,
+    mode: str = "replay",
 ) -> ConversationRun:
     """Replay `conversation` on a fresh embedded database in `directory` (record its cassette with `record_with`).
 
@@ -160,7 +168,13 @@ async def run_conversation(
     clock = FixedClock(conversation.now)
     turns: list[TurnRecord] = []
     error: str | None = None
-    async with open_migrated_database(url) as db, wire_assistant(db, example_business(), clock, model) as wired:
+    business = example_business()
+    settings = record_with or replay_settings()
+    traced = case_tracer(tracer, conversation.name, "record" if record_with else mode, business, settings.openai_model)
+    async with (
+        open_migrated_database(url) as db,
+        wire_assistant(db, business, clock, model, tracer=traced) as wired,
+    ):
         await seed_appointments(wired, conversation.customer, conversation.seed)
         with model_cassette(cassette or conversation.cassette, record=record_with is not None) as replay:
             try:

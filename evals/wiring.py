@@ -17,6 +17,7 @@ from langchain_core.language_models import BaseChatModel
 from agent.assistant import Assistant
 from agent.checkpointer import open_checkpointer
 from agent.graph import Graph, build_graph
+from agent.tracing import TurnTracer
 from booking.calendar import Calendar
 from booking.local_calendar import LocalCalendar
 from core.business import Business
@@ -78,8 +79,10 @@ async def wire_assistant(
     model: BaseChatModel,
     sender: RecordingSender | None = None,
     calendar: Calendar | None = None,
+    tracer: TurnTracer | None = None,
 ) -> AsyncIterator[Wired]:
-    """The real graph, tools, repositories, checkpointer and calendar (local unless given) on `db`, around `model`."""
+    """The real graph, tools, repositories, checkpointer and calendar (local unless given) on `db`, around `model`;
+    turns traced by `tracer` (none: not traced)."""
     appointments = AppointmentRepository(db)
     clients = ClientRepository(db)
     sender = sender or RecordingSender()
@@ -87,7 +90,9 @@ async def wire_assistant(
     services = ToolServices(business, clock, calendar, clients, appointments, sender)
     async with open_checkpointer(db) as saver:
         graph = build_graph(model, services, saver)
-        yield Wired(Assistant(graph, services), graph, db, business, clock, sender, appointments, clients)
+        yield Wired(
+            Assistant(graph, services, tracer=tracer), graph, db, business, clock, sender, appointments, clients
+        )
 
 
 async def seed_appointments(wired: Wired, customer: Customer, seeds: Sequence[SeedAppointment]) -> None:

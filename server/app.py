@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from core.settings import Settings, get_settings
 from server.http.errors import BodyLimitMiddleware, RequestMetricsMiddleware, install_error_handlers
-from server.http.routes import calendly, conversations, system, whatsapp_admin, whatsapp_webhooks
+from server.http.routes import calendly, conversations, feedback, system, whatsapp_admin, whatsapp_webhooks
 from server.ops.metrics import ServerMetrics
 from server.options import ServerOptions
 from server.wiring import Overrides, open_services
@@ -59,7 +59,7 @@ def create_app(
     )
     app.state.metrics = metrics  # also served on a separate listener by `asistente serve --metrics-port`
     install_error_handlers(app)
-    for module in (whatsapp_webhooks, whatsapp_admin, calendly, conversations, system):
+    for module in (whatsapp_webhooks, whatsapp_admin, calendly, conversations, feedback, system):
         app.include_router(module.router)
     # Added last = outermost: metrics also count requests the body limit refuses.
     app.add_middleware(BodyLimitMiddleware, max_bytes=options.max_body_bytes)

@@ -6,26 +6,18 @@ empty is built from settings (the database from DATABASE_URL, the calendar, Twil
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
 from datetime import timedelta
 
 import httpx
-from langchain_core.language_models import BaseChatModel
 
-from agent.api import ConversationAgent
-from agent.assistant import Assistant
-from agent.checkpointer import open_checkpointer
-from agent.graph import build_graph
-from agent.model import build_chat_model
-from agent.policy import TurnPolicy
-from agent.tracing import TurnTracer
-from core.business import Business, configured_business
-from core.clock import Clock, SystemClock
+from core.business import configured_business
+from core.clock import SystemClock
 from core.settings import Settings
-from integrations.twilio.transport import DEFAULT_TIMEOUT_SECONDS, MessageTransport
-from server.backends import build_transport, calendly_client_for, interrupted_writes, open_calendar
+from integrations.twilio.transport import DEFAULT_TIMEOUT_SECONDS
+from server.agent_wiring import build_tracer, open_assistant
+from server.backends import build_transport, calendly_client_for, interrupted_writes
 from server.calendar_sync.alerts import UnmatchedBookingAlert
 from server.calendar_sync.events import CalendlyEventProcessor
 from server.calendar_sync.sync import CalendlySyncer
@@ -34,77 +26,32 @@ from server.ops.metrics import ServerMetrics
 from server.ops.stats import StatsService
 from server.options import ServerOptions
 from server.pipeline.delivery import Delivery, RetryPolicy, UndeliverableAlert, templates_from
-from server.pipeline.handoff import StaffAlertHandoff
+from server.pipeline.feedback import FeedbackPublisher
 from server.pipeline.holding import HoldingNotifier
 from server.pipeline.intake import InboundIntake
 from server.pipeline.outbox import Outbox, OutboxSender
 from server.pipeline.receiver import WebhookReceiver
 from server.pipeline.reminders import ReminderDispatcher, ReminderScheduler
+from server.pipeline.turn_traces import LangSmithFeedback, TurnTraces
 from server.pipeline.turns import ConversationRunner
 from server.pipeline.wakeup import Wakeup
 from server.pipeline.worker import Worker, worker_id
+from server.services import Overrides, Services
 from store.appointments import AppointmentRepository
 from store.calendar_events import CalendarEventRepository
 from store.clients import ClientRepository
 from store.conversations import ConversationRepository
-from store.database import Database
 from store.engines import open_database
+from store.feedback import FeedbackRepository
 from store.inbound import InboundRepository
 from store.outbox import OutboxRepository
 from store.reminders import ReminderRepository
 from store.system_events import SystemEventRepository
-from tools.context import ToolServices
+from store.turn_runs import TurnRunRepository
 
 PROBE_TIMEOUT_SECONDS = 5.0
 
-# Pulls bookings from Calendly into `appointments`; returns a summary (POST /api/calendly/sync).
-CalendlySync = Callable[[], Awaitable[Mapping[str, object]]]
-
-
-@dataclass(frozen=True)
-class Overrides:
-    """What a test or benchmark puts in place of what settings would build; `None` means "build it"."""
-
-    business: Business | None = None
-    db: Database | None = None  # owned by the caller: not closed here
-    clock: Clock | None = None
-    options: ServerOptions | None = None
-    agent: ConversationAgent | None = None  # a ready-made agent instead of the LangGraph assistant
-    model: BaseChatModel | None = None  # the assistant around this model instead of the configured one
-    twilio_http: httpx.AsyncBaseTransport | None = None
-    probe_http: httpx.AsyncBaseTransport | None = None
-    calendly_http: httpx.AsyncBaseTransport | None = None
-    message_transport: MessageTransport | None = None
-    calendly_sync: CalendlySync | None = None
-
-
-@dataclass(frozen=True)
-class Services:
-    """Everything one server or worker process runs on (request handlers take what they need from it)."""
-
-    settings: Settings
-    options: ServerOptions
-    business: Business
-    db: Database
-    clock: Clock
-    metrics: ServerMetrics
-    intake: InboundIntake
-    outbox: Outbox
-    sender: OutboxSender
-    reminders: ReminderScheduler
-    calendly: CalendlyEventProcessor
-    calendly_sync: CalendlySync | None
-    health: HealthChecker
-    stats: StatsService
-    transport_name: str
-    worker: Worker
-    inbound: InboundRepository
-    conversations: ConversationRepository
-    outbox_messages: OutboxRepository
-    system_events: SystemEventRepository
-    calendar_events: CalendarEventRepository
-    appointments: AppointmentRepository
-    receiver: WebhookReceiver  # Twilio's webhooks, stored or spooled within a bound; its drainer runs in `serve`
+__all__ = ["Overrides", "Services", "open_services"]
 
 
 @asynccontextmanager
@@ -146,24 +93,33 @@ async def open_services(
         sender = OutboxSender(outbox)
         reminders = ReminderScheduler(ReminderRepository(db), clock, settings.reminder_offsets_hours)
 
+        tracer = build_tracer(settings, business, given.model)
+        stack.callback(tracer.flush)  # traces still buffered go out before the process ends
         agent = given.agent
         if agent is None and with_agent:
-            calendar = await open_calendar(settings, business, clock, appointments, stack, given.calendly_http)
-            handoff = StaffAlertHandoff(
-                conversations=conversations,
+            agent = await open_assistant(
+                settings,
+                business,
+                clock,
+                stack,
+                tracer=tracer,
+                model=given.model,
+                calendly_http=given.calendly_http,
+                db=db,
+                appointments=appointments,
                 clients=clients,
+                conversations=conversations,
                 outbox=outbox,
-                business=business,
-                clock=clock,
-                staff_number=settings.staff_whatsapp_number,
+                sender=sender,
+                reminders=reminders,
             )
-            tool_services = ToolServices(
-                business, clock, calendar, clients, appointments, sender, observer=reminders, handoff=handoff
-            )
-            saver = await stack.enter_async_context(open_checkpointer(db, setup=True))
-            policy = TurnPolicy.from_settings(settings)
-            graph = build_graph(given.model or build_chat_model(settings), tool_services, saver, policy=policy)
-            agent = Assistant(graph, tool_services, tracer=TurnTracer.from_settings(settings), policy=policy)
+        turn_runs = TurnRunRepository(db)
+        feedback = FeedbackPublisher(
+            FeedbackRepository(db),
+            turn_runs,
+            LangSmithFeedback(tracer.client, tracer.project) if tracer.client else None,
+            clock,
+        )
 
         staff_number = settings.staff_whatsapp_number
         unmatched_alert = UnmatchedBookingAlert(outbox=outbox, business=business, staff_number=staff_number)
@@ -227,6 +183,7 @@ async def open_services(
                 lease_seconds=options.lease_seconds,
                 language=business.language,
                 clients=clients,
+                traces=TurnTraces(turn_runs, feedback, clock) if tracer.enabled else None,
             )
         delivery = Delivery(
             outbox=outbox_messages,
@@ -248,6 +205,7 @@ async def open_services(
             metrics=metrics,
             owner=owner,
             on_enqueued=delivery_wakeup.set,
+            tracer=tracer,
         )
         worker = Worker(
             runner=runner,
@@ -268,6 +226,7 @@ async def open_services(
                 after=timedelta(seconds=options.holding_after_seconds),
             ),
             interrupted_writes=interrupted_writes(agent),
+            feedback=feedback,
         )
         yield Services(
             settings=settings,
@@ -297,4 +256,6 @@ async def open_services(
             calendar_events=calendar_events,
             appointments=appointments,
             receiver=receiver,
+            tracer=tracer,
+            feedback=feedback,
         )

@@ -293,6 +293,25 @@ def test_defaults_pass_and_the_model_row_tells_the_truth() -> None:
     assert "check passed" in result.output
 
 
+def test_the_prompt_version_is_shown_and_tracing_without_masking_or_hash_key_warns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from agent.prompt_version import prompt_version
+    from core.business import example_business
+
+    rows = table(runner.invoke(app, ["check", "--offline"]).output)
+    assert rows["prompt version"].detail.startswith(prompt_version(example_business()) + " ")
+    monkeypatch.setenv("LANGSMITH_TRACING", "true")
+    monkeypatch.setenv("LANGSMITH_API_KEY", "lsv2_pt_" + secrets.token_hex(16))
+    monkeypatch.setenv("LANGSMITH_MASK_PII", "false")
+    get_settings.cache_clear()
+    try:
+        rows = table(runner.invoke(app, ["check", "--offline"]).output)
+    finally:
+        get_settings.cache_clear()
+    assert rows["LANGSMITH_MASK_PII"].status == "warning" and rows["LANGSMITH_HASH_KEY"].status == "warning"
+
+
 def test_a_production_configuration_passes_against_the_services(
     monkeypatch: pytest.MonkeyPatch, local_api: LocalApi, tmp_path: Path
 ) -> None:

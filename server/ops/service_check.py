@@ -12,6 +12,7 @@ from core.settings import Settings
 from server.ops.calendly_check import calendly_rows
 from server.ops.config_check import AREAS, CheckedConfiguration, CheckRow
 from server.ops.probes import probe_database
+from server.ops.tracing_check import tracing_rows
 from server.ops.twilio_check import twilio_rows
 from store import open_database
 
@@ -30,7 +31,7 @@ async def check_services(
         _guarded("twilio", twilio_rows(settings, http, broken=broken, offline=offline)),
         _guarded("calendly", calendly_rows(settings, config.business, http, broken=broken, offline=offline)),
     )
-    rows = config.rows + [row for group in found for row in group]
+    rows = config.rows + [row for group in found for row in group] + tracing_rows(settings, config.business)
     return sorted(rows, key=lambda row: AREAS.index(row.area) if row.area in AREAS else len(AREAS))
 
 

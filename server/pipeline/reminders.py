@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
+from agent.tracing import TurnTracer
 from core.business import Business
 from core.clock import Clock
 from integrations.twilio.splitting import split_message
@@ -83,7 +84,10 @@ class ReminderDispatcher:
         metrics: ServerMetrics,
         owner: str,
         on_enqueued: Callable[[], None] | None = None,
+        tracer: TurnTracer | None = None,
     ) -> None:
+        """With `tracer` on, each reminder queued is a "Reminder" trace in the customer's thread."""
+        self._tracer = tracer
         self._repository = repository
         self._business = business
         self._clock = clock
@@ -119,7 +123,22 @@ class ReminderDispatcher:
             ):
                 queued += 1
                 self._metrics.reminders.labels("queued").inc()
+                self._trace(reminder.wa_id, reminder.appointment_id, reminder.offset_minutes, text)
                 logger.info("reminder queued", extra={"reminder_id": reminder.id, "wa_id": reminder.wa_id})
         if queued and self._on_enqueued is not None:
             self._on_enqueued()
         return queued
+
+    def _trace(self, wa_id: str, appointment_id: str, offset_minutes: int, text: str) -> None:
+        if self._tracer is None or not self._tracer.enabled:
+            return
+        try:
+            self._tracer.event(
+                wa_id,
+                "reminder",
+                inputs={"appointment_id": appointment_id, "minutes_before": offset_minutes},
+                outputs={"queued": text},
+                metadata={"appointment_ids": [appointment_id], "outcome": "reminder_queued"},
+            )
+        except Exception:  # tracing is an aid: it never stops a reminder
+            logger.warning("could not trace the reminder", exc_info=True)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import get_args
@@ -17,6 +18,7 @@ from integrations.twilio.splitting import split_message
 from prompts import render_localized
 from server.ops.metrics import ServerMetrics
 from server.pipeline.outbox import Outbox, TurnScope, turn_scope
+from server.pipeline.turn_traces import TurnTraces
 from store.clients import ClientRepository
 from store.conversations import ConversationRepository, LeaseLost
 from store.inbound import InboundRepository
@@ -59,10 +61,13 @@ class ConversationRunner:
         max_attempts: int = TURN_MAX_ATTEMPTS,
         language: str = "es",
         clients: ClientRepository | None = None,
+        traces: TurnTraces | None = None,
     ) -> None:
         """`retry_backoff` / `max_attempts` govern failed turns; the apology for a turn given up is in the
-        customer's language (from `clients`), else in `language` (the business's)."""
+        customer's language (from `clients`), else in `language` (the business's). With `traces` (tracing on)
+        each turn's run is stored with the turn."""
         self._clients = clients
+        self._traces = traces
         self._agent = agent
         self._inbound = inbound
         self._system_events = system_events
@@ -166,12 +171,16 @@ class ConversationRunner:
         profile_name = next((m.profile_name for m in reversed(messages) if m.profile_name), None)
         # Replies are linked to the earliest message of the turn: latency is the longest a customer waited.
         first = messages[0].id
+        sids = [m.message_sid for m in messages if m.message_sid]
+        run_id = self._new_run_id()
         started = time.perf_counter()
         try:
             scope = TurnScope(wa_id=wa_id, inbound_message_id=first, turn=("customer", first))
             with turn_scope(scope), rate_limit_budget(TURN_CALENDLY_WAIT_SECONDS):
-                result = await self._agent.customer_turn(wa_id, texts, profile_name=profile_name)
+                result = await self._agent.customer_turn(wa_id, texts, profile_name=profile_name, run_id=run_id)
         except Exception as exc:
+            if self._traces is not None:
+                await self._traces.failed(wa_id, "customer", first, run_id, message_sids=sids)
             self._failing = True
             self._metrics.turns.labels("customer", "error").inc()
             self._metrics.dependency_errors.labels("agent").inc()
@@ -207,6 +216,8 @@ class ConversationRunner:
             question_id=result.confirmation_id if result.awaiting_confirmation else None,
         )
         self._outbox.notify()
+        if self._traces is not None:
+            await self._traces.finished(wa_id, "customer", first, result, message_sids=sids)
         self._metrics.turns.labels("customer", "ok").inc()
         await self._redrive_after_outage()
         logger.info("customer turn done", extra={"wa_id": wa_id, "messages": len(ids), "replies": len(replies)})
@@ -220,11 +231,16 @@ class ConversationRunner:
             template_variables=event.template_variables,
             turn=("system", event.id),
         )
+        run_id = self._new_run_id()
         started = time.perf_counter()
         try:
             with turn_scope(scope), rate_limit_budget(TURN_CALENDLY_WAIT_SECONDS):
-                result = await self._agent.system_turn(event.wa_id, event.description, event_id=str(event.id))
+                result = await self._agent.system_turn(
+                    event.wa_id, event.description, event_id=str(event.id), run_id=run_id
+                )
         except Exception as exc:
+            if self._traces is not None:
+                await self._traces.failed(event.wa_id, "system", event.id, run_id)
             self._failing = True
             self._metrics.turns.labels("system", "error").inc()
             self._metrics.dependency_errors.labels("agent").inc()
@@ -245,8 +261,14 @@ class ConversationRunner:
             # By contract a system turn speaks only through `send_whatsapp`; stray replies are not sent.
             logger.warning("system turn returned replies; ignored", extra={"event_id": event.id})
         await self._system_events.finish(event, now=self._clock.now(), owner=self._owner)
+        if self._traces is not None:
+            await self._traces.finished(event.wa_id, "system", event.id, result)
         self._metrics.turns.labels("system", "ok").inc()
         await self._redrive_after_outage()
+
+    def _new_run_id(self) -> str | None:
+        # Named here, not by the tracer, so that a failed attempt's run can be stored (and rated) too.
+        return str(uuid.uuid4()) if self._traces is not None else None
 
     async def _redrive_after_outage(self) -> None:
         # A turn succeeded after failures: whatever else failed meanwhile need not wait out its backoff.

@@ -19,6 +19,7 @@ from core.clock import Clock
 from server.calendar_sync.events import CalendlyEventProcessor
 from server.options import ServerOptions
 from server.pipeline.delivery import Delivery
+from server.pipeline.feedback import FeedbackPublisher
 from server.pipeline.holding import HoldingNotifier
 from server.pipeline.reminders import ReminderDispatcher, ReminderScheduler
 from server.pipeline.turns import ConversationRunner
@@ -53,9 +54,12 @@ class Worker:
         delivery_wakeup: Wakeup,
         holding: HoldingNotifier | None = None,
         interrupted_writes: RecoversInterruptedWrites | None = None,
+        feedback: FeedbackPublisher | None = None,
     ) -> None:
-        """`holding` tells customers kept waiting by failing turns that an answer will follow (None: never)."""
+        """`holding` tells customers kept waiting by failing turns that an answer will follow (None: never);
+        `feedback` is retried by the maintenance pass (what LangSmith did not take at once)."""
         self._holding = holding
+        self._feedback = feedback
         # The calendar whose writes a crash can cut off (Calendly); the maintenance pass settles them.
         self._interrupted_writes = interrupted_writes
         self._runner = runner
@@ -187,3 +191,5 @@ class Worker:
             older_than=timedelta(seconds=self._options.calendar_retry_after_seconds),
             give_up_after=CALENDLY_GIVE_UP_AFTER,
         )
+        if self._feedback is not None:
+            await self._feedback.publish_pending()

@@ -84,7 +84,12 @@ class FakeAgent:
             self._running[call.wa_id] -= 1
 
     async def customer_turn(
-        self, wa_id: str, messages: Sequence[IncomingText], *, profile_name: str | None = None
+        self,
+        wa_id: str,
+        messages: Sequence[IncomingText],
+        *,
+        profile_name: str | None = None,
+        run_id: str | None = None,
     ) -> TurnResult:
         """Echo the folded messages."""
         texts = [m.body for m in messages]
@@ -100,7 +105,9 @@ class FakeAgent:
         text = self.reply_text(texts) if self.reply_text else "echo: " + " | ".join(texts)
         return TurnResult(replies=(text,))
 
-    async def system_turn(self, wa_id: str, event: str, *, event_id: str | None = None) -> TurnResult:
+    async def system_turn(
+        self, wa_id: str, event: str, *, event_id: str | None = None, run_id: str | None = None
+    ) -> TurnResult:
         """Record the event and, if configured, tell the customer through the sender."""
         call = TurnCall("system", wa_id, [event])
 

@@ -47,12 +47,19 @@ class ScriptedTurns:
         return TurnResult(replies=("te respondo",) if kind == "customer" else ())
 
     async def customer_turn(
-        self, wa_id: str, messages: Sequence[IncomingText], *, profile_name: str | None = None
+        self,
+        wa_id: str,
+        messages: Sequence[IncomingText],
+        *,
+        profile_name: str | None = None,
+        run_id: str | None = None,
     ) -> TurnResult:
         """One scripted customer turn."""
         return await self._turn("customer", wa_id)
 
-    async def system_turn(self, wa_id: str, event: str, *, event_id: str | None = None) -> TurnResult:
+    async def system_turn(
+        self, wa_id: str, event: str, *, event_id: str | None = None, run_id: str | None = None
+    ) -> TurnResult:
         """One scripted system turn."""
         return await self._turn("system", wa_id)
 
