@@ -68,15 +68,17 @@ class FeedbackRepository:
         author: str | None,
         now: datetime,
         feedback_id: str | None = None,
+        not_before: datetime | None = None,
     ) -> FeedbackEntry:
         """Store feedback on `run_id` (a recorded run), unsent. With `feedback_id` (default: a new UUID), adding
         feedback under an id already stored changes nothing and returns the stored row: a signal raised twice for
-        one run, under an id derived from both, is kept once."""
+        one run, under an id derived from both, is kept once. `not_before` keeps maintenance passes from sending it
+        before then (the caller is about to send it itself)."""
         fid = feedback_id or str(uuid.uuid4())
         async with self._db.transaction() as conn:
             await conn.execute(
-                "INSERT INTO turn_feedback (run_id, key, score, comment, source, author, feedback_id, created_at) "
-                "VALUES (:run_id, :key, :score, :comment, :source, :author, :fid, :now) "
+                "INSERT INTO turn_feedback (run_id, key, score, comment, source, author, feedback_id, created_at, "
+                "next_attempt_at) VALUES (:run_id, :key, :score, :comment, :source, :author, :fid, :now, :not_before) "
                 "ON CONFLICT (feedback_id) DO NOTHING",
                 {
                     "run_id": run_id,
@@ -87,6 +89,7 @@ class FeedbackRepository:
                     "author": author,
                     "fid": fid,
                     "now": now,
+                    "not_before": not_before,
                 },
             )
             row = await conn.fetch_one(f"SELECT {_COLUMNS} FROM turn_feedback WHERE feedback_id = :fid", {"fid": fid})

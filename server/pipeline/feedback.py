@@ -18,7 +18,7 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 from core.clock import Clock
@@ -131,6 +131,7 @@ class FeedbackPublisher:
             source="staff",
             author=author,
             now=self._clock.now(),
+            not_before=self._held_until() if self._sink else None,  # sent below: no maintenance pass must take it first
         )
         logger.info("turn rated", extra={"run_id": run.run_id, "feedback_key": key, "feedback_row": entry.id})
         return await self._send(entry)
@@ -158,6 +159,7 @@ class FeedbackPublisher:
             author=None,
             now=self._clock.now(),
             feedback_id=str(uuid.uuid5(_SIGNAL_NAMESPACE, f"{run.run_id}:{key}")),
+            not_before=self._held_until() if send_now and self._sink else None,
         )
         return await self._send(entry) if send_now and not entry.sent else entry
 
@@ -183,13 +185,16 @@ class FeedbackPublisher:
         await self._attempt(entry)
         return await self._feedback.get(entry.id) or entry
 
+    def _held_until(self) -> datetime:
+        # Held from other senders for longer than a send may take: the hold lapses only if this process died.
+        return self._clock.now() + max(
+            self._policy.retry_after, timedelta(seconds=self._policy.send_timeout_seconds * 2)
+        )
+
     async def _attempt(self, entry: FeedbackEntry) -> bool:
         """Send a stored row if this process has a sink and wins the row; whether this call delivered it."""
         sink = self._sink
-        # Held from other senders for longer than a send may take: the claim lapses only if this process died.
-        hold_until = self._clock.now() + max(
-            self._policy.retry_after, timedelta(seconds=self._policy.send_timeout_seconds * 2)
-        )
+        hold_until = self._held_until()
         if sink is None or entry.attempts >= self._policy.max_attempts:
             return False
         if not await self._feedback.claim(entry, hold_until=hold_until):
