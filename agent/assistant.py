@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
@@ -48,13 +49,21 @@ class Assistant:
         services: ToolServices,
         *,
         prune: bool = True,
+        prune_every: int = 1,
         tracer: TurnTracer | None = None,
         policy: TurnPolicy | None = None,
     ) -> None:
+        """With `prune`, a thread's history is bounded: its own turn prunes it once it has run `prune_every` turns
+        since it was last pruned (1: after every turn), and `prune_checkpoints` prunes every thread with turns
+        since (the worker's maintenance pass calls it, keeping pruning off most turns)."""
         # `services` must be the ones the graph was built with: here they identify the customer for each turn.
         self._graph = graph
         self._services = services
-        self._prune = prune
+        self._prune = prune and graph.checkpointer is not None
+        self._prune_every = max(1, prune_every)
+        self._unpruned: dict[str, int] = {}  # thread -> turns run since it was last pruned
+        # Two prunes of one thread at once can deadlock on PostgreSQL: this process runs one at a time.
+        self._prune_lock = asyncio.Lock()
         self._tracer = tracer or TurnTracer(None, "asistente")
         self._policy = policy or TurnPolicy()
 
@@ -135,7 +144,37 @@ class Assistant:
         # A system turn's final text is the agent's note to itself, never a message to the customer.
         return replace(finished, replies=(), run_id=traced.run_id)
 
+    async def prune_checkpoints(self) -> int:
+        """Prune every thread that ran a turn since it was last pruned; returns how many threads that was."""
+        if not self._prune or not self._unpruned:
+            return 0
+        return await self._prune_threads(dict(self._unpruned))
+
+    async def _prune_threads(self, turns: dict[str, int]) -> int:
+        async with self._prune_lock:
+            await prune_threads(self._graph.checkpointer, list(turns))  # type: ignore[arg-type]
+        for thread_id, pruned in turns.items():
+            # A turn of the thread may have run meanwhile: its checkpoint may have been saved after the prune read.
+            left = self._unpruned.get(thread_id, 0) - pruned
+            if left > 0:
+                self._unpruned[thread_id] = left
+            else:
+                self._unpruned.pop(thread_id, None)
+        return len(turns)
+
+    async def _prune_if_due(self, wa_id: str) -> None:
+        turns = self._unpruned.get(wa_id, 0)
+        if not self._prune or turns < self._prune_every:
+            return
+        try:
+            await self._prune_threads({wa_id: turns})
+        except Exception:
+            # Housekeeping: the turn is answered all the same, and the thread is pruned again later.
+            logger.exception("could not prune the thread's checkpoints", extra={"wa_id": wa_id})
+
     async def _run(self, graph_input: Any, config: RunnableConfig, ctx: TurnContext) -> dict[str, Any]:
+        if self._prune:
+            self._unpruned[ctx.wa_id] = self._unpruned.get(ctx.wa_id, 0) + 1
         try:
             return await self._graph.ainvoke(graph_input, config, context=ctx, durability="exit")
         except Exception:
@@ -175,8 +214,7 @@ class Assistant:
     async def _finish(
         self, wa_id: str, result: dict[str, Any], before: Sequence[BaseMessage], *, system: bool
     ) -> TurnResult:
-        if self._prune and self._graph.checkpointer is not None:
-            await prune_threads(self._graph.checkpointer, [wa_id])  # type: ignore[arg-type]
+        await self._prune_if_due(wa_id)
         known = {m.id for m in before}
         added = [m for m in result.get("messages", []) if m.id not in known]
         interrupts = result.get("__interrupt__") or ()

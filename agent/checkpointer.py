@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Protocol, runtime_checkable
 
 import aiosqlite
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -16,6 +17,21 @@ from store.postgres import PostgresDatabase
 from store.sqlite import BUSY_TIMEOUT_MS, SqliteDatabase
 
 Checkpointer = AsyncSqliteSaver | AsyncPostgresSaver
+
+# How many turns a thread may run before its own turn prunes it, in a server whose worker prunes every thread with new
+# turns in its maintenance pass anyway (every half minute): only a conversation that outpaces it pays for a prune.
+# A thread keeps at most about this many checkpoints between prunes (one per turn).
+SERVER_PRUNE_EVERY_TURNS = 5
+
+
+@runtime_checkable
+class PrunesCheckpoints(Protocol):
+    """What the worker's maintenance pass sees of the agent's checkpoint pruning (`Assistant`)."""
+
+    async def prune_checkpoints(self) -> int:
+        """Prune every thread with turns since it was last pruned; how many threads."""
+        ...
+
 
 # LangGraph's PostgreSQL tables, read from its own migrations so that a table a newer version adds is closed too.
 CHECKPOINT_TABLES = frozenset(created_tables(AsyncPostgresSaver.MIGRATIONS))
@@ -72,7 +88,11 @@ async def _set_up_postgres(db: PostgresDatabase, saver: AsyncPostgresSaver) -> N
 
 
 async def prune_threads(saver: BaseCheckpointSaver[str], thread_ids: Sequence[str]) -> None:
-    """Keep only the latest checkpoint of each thread: history the thread no longer needs is deleted."""
+    """Keep only the latest checkpoint of each thread: history the thread no longer needs is deleted.
+
+    Safe while a run of one of the threads is saving: on PostgreSQL LangGraph's prune reads one snapshot and leaves
+    what is saved meanwhile alone; on SQLite the statements below keep anything newer than the latest checkpoint.
+    """
     if isinstance(saver, AsyncPostgresSaver):
         await saver.aprune(list(thread_ids), strategy="keep_latest")
         return
@@ -82,25 +102,23 @@ async def prune_threads(saver: BaseCheckpointSaver[str], thread_ids: Sequence[st
     raise TypeError(f"pruning not supported for {type(saver).__name__}")
 
 
+# Threads pruned per pair of statements (SQLite allows 32 766 parameters; a maintenance pass may bring thousands).
+_SQLITE_PRUNE_CHUNK = 500
+
+
 async def _prune_sqlite(saver: AsyncSqliteSaver, thread_ids: Sequence[str]) -> None:
-    # langgraph-checkpoint-sqlite has no prune(); keep the newest checkpoint per (thread, namespace), like
-    # the Postgres saver's "keep_latest", and drop the pending writes of the checkpoints removed.
+    # langgraph-checkpoint-sqlite has no prune(); keep the newest checkpoint per (thread, namespace), like the
+    # Postgres saver's "keep_latest". Pending writes older than it go too; writes of a newer checkpoint (a run
+    # saving right now) stay. One transaction (the saver's connection begins one before the first DELETE).
     async with saver.lock:
-        for thread_id in thread_ids:
-            await saver.conn.execute(
-                """
-                DELETE FROM checkpoints WHERE thread_id = ? AND checkpoint_id NOT IN (
-                    SELECT MAX(checkpoint_id) FROM checkpoints WHERE thread_id = ? GROUP BY checkpoint_ns
+        for start in range(0, len(thread_ids), _SQLITE_PRUNE_CHUNK):
+            chunk = list(thread_ids[start : start + _SQLITE_PRUNE_CHUNK])
+            marks = ", ".join("?" for _ in chunk)
+            for table in ("writes", "checkpoints"):
+                await saver.conn.execute(
+                    f"DELETE FROM {table} WHERE thread_id IN ({marks}) AND checkpoint_id < ("
+                    "SELECT MAX(latest.checkpoint_id) FROM checkpoints latest "
+                    f"WHERE latest.thread_id = {table}.thread_id AND latest.checkpoint_ns = {table}.checkpoint_ns)",
+                    chunk,
                 )
-                """,
-                (thread_id, thread_id),
-            )
-            await saver.conn.execute(
-                """
-                DELETE FROM writes WHERE thread_id = ? AND checkpoint_id NOT IN (
-                    SELECT checkpoint_id FROM checkpoints WHERE thread_id = ?
-                )
-                """,
-                (thread_id, thread_id),
-            )
         await saver.conn.commit()

@@ -13,7 +13,7 @@ import httpx
 from langchain_core.language_models import BaseChatModel
 
 from agent.assistant import Assistant
-from agent.checkpointer import open_checkpointer
+from agent.checkpointer import SERVER_PRUNE_EVERY_TURNS, open_checkpointer
 from agent.graph import build_graph
 from agent.model import build_chat_model
 from agent.policy import TurnPolicy
@@ -86,4 +86,5 @@ async def open_assistant(
     saver = await stack.enter_async_context(open_checkpointer(db, setup=True))
     policy = TurnPolicy.from_settings(settings)
     graph = build_graph(model or build_chat_model(settings), tool_services, saver, policy=policy)
-    return Assistant(graph, tool_services, tracer=tracer, policy=policy)
+    # Old checkpoints are pruned every few turns and by the worker's maintenance pass, not after every turn.
+    return Assistant(graph, tool_services, tracer=tracer, policy=policy, prune_every=SERVER_PRUNE_EVERY_TURNS)

@@ -31,13 +31,26 @@ class ServerOptions:
     # 15 s); the spool is drained into the database, retried this often while the database does not answer.
     intake_timeout_seconds: float = 3.0
     spool_retry_seconds: float = 2.0
-    # Wait this long after picking up a conversation before reading its messages, so that "hola" / "quiero cita" /
-    # "mañana" sent in quick succession become one turn.
-    debounce_seconds: float = 1.5
+    # A turn starts once the customer has been quiet this long since their last message, so that messages that
+    # arrive together ("hola" / "quiero cita" / "mañana" sent while offline, several photos, a forwarded batch,
+    # which reach the webhook close together) become one turn, while everyone else waits well under a
+    # second. Whatever the customer writes while a turn runs is folded into the next turn anyway. Someone who keeps
+    # writing is answered this long after their first message at the latest (`server/pipeline/fold.py`).
+    fold_quiet_seconds: float = 0.4
+    fold_max_wait_seconds: float = 3.0
     # How long a worker owns a conversation without renewing (a heartbeat renews it every third of this while a turn
     # runs); a dead worker's conversations are taken over by another worker after it.
     lease_seconds: float = 15.0
     poll_seconds: float = 1.0
+    # On PostgreSQL each worker listens for the notifications sent when work is stored, by any process (LISTEN/
+    # NOTIFY); while its listener is connected, and has seen a probe of its own come back, it polls only this often.
+    # The polls then find only what no notification announces, work that becomes due with time: a turn or a send due
+    # again after its backoff, the conversations of a worker that died once its lease expires. Each starts up to this
+    # much later than due, so it stays short: a dead worker's conversations are still taken over within the lease
+    # plus a few seconds, and an idle worker's two loops still cost only a query a second. Reminders are sent by the
+    # maintenance pass (`reminder_interval_seconds`). Without a listener (SQLite, a transaction pooler, the database
+    # away) the worker polls every `poll_seconds`.
+    notify_poll_seconds: float = 2.0
     # A customer whose turn failed (or hangs) hears one holding message after this long; checked this often.
     holding_after_seconds: float = 60.0
     holding_check_seconds: float = 10.0

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import httpx
 
+from agent.checkpointer import PrunesCheckpoints
 from core.business import configured_business
 from core.clock import SystemClock
 from core.settings import Settings
@@ -27,6 +28,7 @@ from server.ops.stats import StatsService
 from server.options import ServerOptions
 from server.pipeline.delivery import Delivery, RetryPolicy, UndeliverableAlert, templates_from
 from server.pipeline.feedback import FeedbackPublisher
+from server.pipeline.fold import FoldWindow
 from server.pipeline.holding import HoldingNotifier
 from server.pipeline.intake import InboundIntake
 from server.pipeline.outbox import Outbox, OutboxSender
@@ -35,6 +37,7 @@ from server.pipeline.reminders import ReminderDispatcher, ReminderScheduler
 from server.pipeline.turn_traces import LangSmithFeedback, TurnTraces
 from server.pipeline.turns import ConversationRunner
 from server.pipeline.wakeup import Wakeup
+from server.pipeline.work_listener import WorkListener
 from server.pipeline.worker import Worker, worker_id
 from server.services import Overrides, Services
 from store.appointments import AppointmentRepository
@@ -179,7 +182,7 @@ async def open_services(
                 clock=clock,
                 metrics=metrics,
                 owner=owner,
-                debounce_seconds=options.debounce_seconds,
+                fold=FoldWindow.from_options(options),
                 lease_seconds=options.lease_seconds,
                 language=business.language,
                 clients=clients,
@@ -227,6 +230,8 @@ async def open_services(
             ),
             interrupted_writes=interrupted_writes(agent),
             feedback=feedback,
+            listener=WorkListener(db, turn=turn_wakeup, delivery=delivery_wakeup),
+            checkpoints=agent if isinstance(agent, PrunesCheckpoints) else None,
         )
         yield Services(
             settings=settings,

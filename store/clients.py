@@ -91,6 +91,10 @@ class ClientRepository:
     async def ensure(self, wa_id: str, *, now: datetime, profile_name: str | None = None) -> Client:
         """The client for a WhatsApp address, created on first contact; the profile name is kept current."""
         params = {"wa_id": wa_id, "phone": phone_of(wa_id), "profile_name": profile_name, "now": now}
+        # Every turn asks: one read when nothing is to change (the customer is known, under the same name).
+        row = await self._db.fetch_one(f"SELECT {_COLUMNS} FROM clients WHERE wa_id = :wa_id", params)
+        if row is not None and (not profile_name or row["profile_name"] == profile_name):
+            return Client.model_validate(row)
         async with self._db.transaction() as conn:
             await conn.execute(
                 "INSERT INTO clients (wa_id, phone, profile_name, preferences, created_at, updated_at) "

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from store.database import Connection, Database
+from store.database import Connection, Database, Work
 
 _COLUMNS = "wa_id, paused, paused_by, paused_at, last_inbound_at, rate_notice_at, lease_owner, lease_until, updated_at"
 
@@ -43,6 +43,22 @@ async def fence_lease(conn: Connection, wa_id: str, *, owner: str, now: datetime
     )
     if changed != 1:
         raise LeaseLost(wa_id)
+
+
+async def release_when_done_in(conn: Connection, wa_id: str, *, owner: str, now: datetime) -> bool:
+    """Inside the caller's transaction (the one recording a turn's answer): give the conversation back if `owner`
+    holds it and nothing of it is due to run (the check the worker's next pass would make, without a pass)."""
+    due = (
+        "SELECT 1 FROM {table} WHERE wa_id = :wa_id AND status IN ('pending', 'processing') "
+        "AND (next_attempt_at IS NULL OR next_attempt_at <= :now)"
+    )
+    released = await conn.execute(
+        "UPDATE conversations SET lease_owner = NULL, lease_until = NULL, updated_at = :now "
+        f"WHERE wa_id = :wa_id AND lease_owner = :owner AND NOT EXISTS ({due.format(table='inbound_messages')}) "
+        f"AND NOT EXISTS ({due.format(table='system_events')})",
+        {"wa_id": wa_id, "owner": owner, "now": now},
+    )
+    return released == 1
 
 
 async def record_inbound_in(conn: Connection, wa_id: str, *, at: datetime) -> None:
@@ -105,12 +121,12 @@ class ConversationRepository:
                 "paused_at = CASE WHEN :paused THEN :now ELSE NULL END, updated_at = :now WHERE wa_id = :wa_id",
                 params,
             )
-            if not paused:
-                await conn.execute(
-                    "UPDATE system_events SET status = 'pending', processed_at = NULL, next_attempt_at = NULL "
-                    "WHERE wa_id = :wa_id AND status = 'paused'",
-                    params,
-                )
+            if not paused and await conn.execute(
+                "UPDATE system_events SET status = 'pending', processed_at = NULL, next_attempt_at = NULL "
+                "WHERE wa_id = :wa_id AND status = 'paused'",
+                params,
+            ):
+                await conn.notify(Work.TURN)
             row = await conn.fetch_one(f"SELECT {_COLUMNS} FROM conversations WHERE wa_id = :wa_id", params)
         assert row is not None
         return Conversation.model_validate(row)
@@ -152,21 +168,18 @@ class ConversationRepository:
     async def acquire_lease(self, wa_id: str, *, owner: str, now: datetime, until: datetime) -> bool:
         """Take the conversation for `owner` until `until`, unless another owner holds an unexpired lease.
 
-        The conditional UPDATE is atomic on both engines (PostgreSQL re-checks the WHERE clause after waiting for a
-        concurrent writer), so at most one worker wins however many try at once.
+        One conditional upsert, atomic on both engines (PostgreSQL locks the conflicting row and checks the WHERE
+        clause against its latest version, after waiting for a concurrent writer), so at most one worker wins however
+        many try at once.
         """
-        params = {"wa_id": wa_id, "owner": owner, "now": now, "until": until}
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                "INSERT INTO conversations (wa_id, updated_at) VALUES (:wa_id, :now) ON CONFLICT (wa_id) DO NOTHING",
-                params,
-            )
-            changed = await conn.execute(
-                "UPDATE conversations SET lease_owner = :owner, lease_until = :until, updated_at = :now "
-                "WHERE wa_id = :wa_id AND (lease_owner IS NULL OR lease_owner = :owner OR lease_until IS NULL "
-                "OR lease_until < :now)",
-                params,
-            )
+        changed = await self._db.execute(
+            "INSERT INTO conversations (wa_id, lease_owner, lease_until, updated_at) "
+            "VALUES (:wa_id, :owner, :until, :now) ON CONFLICT (wa_id) DO UPDATE SET "
+            "lease_owner = excluded.lease_owner, lease_until = excluded.lease_until, updated_at = excluded.updated_at "
+            "WHERE conversations.lease_owner IS NULL OR conversations.lease_owner = :owner "
+            "OR conversations.lease_until IS NULL OR conversations.lease_until < :now",
+            {"wa_id": wa_id, "owner": owner, "now": now, "until": until},
+        )
         return changed == 1
 
     async def renew_lease(self, wa_id: str, *, owner: str, now: datetime, until: datetime) -> bool:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import abc
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -26,8 +27,46 @@ class Dialect(StrEnum):
     POSTGRES = "postgres"
 
 
+class Work(StrEnum):
+    """What a notification tells the workers of other processes to look for (see `Connection.notify`)."""
+
+    TURN = "turn"  # inbound messages or system events to run as turns
+    DELIVERY = "delivery"  # outbox rows to send
+
+
 class IntegrityConflict(Exception):
     """A write refused by a UNIQUE or PRIMARY KEY constraint (e.g. the slot was just taken by someone else)."""
+
+
+@dataclass
+class DatabaseCounts:
+    """What a `Database` sent to its engine: integer counters, always on (an increment costs nothing measurable).
+
+    `transactions` are explicit ones (BEGIN ... COMMIT or ROLLBACK); `single` are statements run on their own
+    outside any (one implicit transaction each on the server); `statements` counts every statement, inside a
+    transaction or not. Compare two snapshots (`copy()`, then subtract) to see what some work cost.
+    """
+
+    transactions: int = 0
+    single: int = 0
+    statements: int = 0
+
+    @property
+    def server_transactions(self) -> int:
+        """Transactions the engine ran: the explicit ones plus one per single statement."""
+        return self.transactions + self.single
+
+    @property
+    def round_trips(self) -> int:
+        """Requests to the engine: every statement, plus BEGIN and COMMIT of each explicit transaction."""
+        return self.statements + 2 * self.transactions
+
+    def copy(self) -> DatabaseCounts:
+        """A snapshot of the counters as they are now."""
+        return DatabaseCounts(self.transactions, self.single, self.statements)
+
+    def __sub__(self, earlier: DatabaseCounts) -> DatabaseCounts:
+        return DatabaseCounts(*(getattr(self, f.name) - getattr(earlier, f.name) for f in fields(self)))
 
 
 class Connection(abc.ABC):
@@ -51,16 +90,28 @@ class Connection(abc.ABC):
         row = await self.fetch_one(sql, params)
         return next(iter(row.values())) if row else None
 
+    async def notify(self, payload: str) -> None:
+        """Tell every process listening (`Database.listen`) that this transaction wrote work (a `Work`), once it
+        commits; nothing is sent if it rolls back. A no-op on engines without a push channel (SQLite: its one
+        process's worker is woken in memory), so store code calls it whatever the engine."""
+        del payload
+
 
 class Database(abc.ABC):
     """A pool of connections to one database. Use `transaction()` for anything that writes more than one row."""
 
     dialect: Dialect
     url: str
+    counts: DatabaseCounts  # set by each engine
 
     @abc.abstractmethod
     def transaction(self) -> AbstractAsyncContextManager[Connection]:
         """An async context manager yielding a `Connection`; commits on success, rolls back on error."""
+
+    def single(self, sql: str) -> AbstractAsyncContextManager[Connection]:
+        """Where the conveniences below run `sql`, one statement on its own: by default in its own transaction; an
+        engine may run it without one where a lone statement is just as atomic (and cheaper)."""
+        return self.transaction()
 
     @abc.abstractmethod
     async def execute_script(self, sql: str) -> None:
@@ -70,30 +121,35 @@ class Database(abc.ABC):
     async def close(self) -> None:
         """Release every connection."""
 
+    def listen(self) -> AbstractAsyncContextManager[AsyncIterator[str]] | None:
+        """A session on its own connection receiving the payloads `Connection.notify` sends from any process, as
+        they commit; None when the engine has no push channel. The iterator raises when the connection is lost."""
+        return None
+
     async def ping(self) -> None:
         """Raise if the database cannot be reached."""
         async with self.transaction() as conn:
             await conn.fetch_value("SELECT 1 AS ok")
 
-    # Conveniences for single statements.
+    # Conveniences for single statements: each is atomic on its own (see `single`).
     async def execute(self, sql: str, params: Params | None = None) -> int:
-        """Run one statement in its own transaction."""
-        async with self.transaction() as conn:
+        """Run one statement on its own."""
+        async with self.single(sql) as conn:
             return await conn.execute(sql, params)
 
     async def fetch_all(self, sql: str, params: Params | None = None) -> list[Row]:
-        """Run one query in its own transaction."""
-        async with self.transaction() as conn:
+        """Run one query on its own."""
+        async with self.single(sql) as conn:
             return await conn.fetch_all(sql, params)
 
     async def fetch_one(self, sql: str, params: Params | None = None) -> Row | None:
-        """Run one query in its own transaction and return its first row."""
-        async with self.transaction() as conn:
+        """Run one query on its own and return its first row."""
+        async with self.single(sql) as conn:
             return await conn.fetch_one(sql, params)
 
     async def fetch_value(self, sql: str, params: Params | None = None) -> Any:
-        """Run one query in its own transaction and return its first value."""
-        async with self.transaction() as conn:
+        """Run one query on its own and return its first value."""
+        async with self.single(sql) as conn:
             return await conn.fetch_value(sql, params)
 
 

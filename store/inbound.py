@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from store.conversations import fence_lease, record_inbound_in
-from store.database import Connection, Database, in_list
+from store.conversations import fence_lease, record_inbound_in, release_when_done_in
+from store.database import Connection, Database, Work, in_list
+from store.intake_status import IntakeRules, intake_status_in
 from store.models import InboundMessage
 from store.outbox_insert import insert_outbox
 from store.waiting import redrive_failed_turns
@@ -15,6 +17,14 @@ from store.waiting import redrive_failed_turns
 _COLUMNS = (
     "id, message_sid, wa_id, profile_name, body, button_payload, media, raw, status, error, received_at, processed_at"
 )
+
+
+@dataclass(frozen=True)
+class Answered:
+    """What `InboundRepository.answer` recorded: the outbox rows queued, and whether the lease was given back."""
+
+    outbox_ids: list[int]
+    released: bool = False
 
 
 class InboundRepository:
@@ -35,13 +45,17 @@ class InboundRepository:
         media: list[dict[str, Any]] | None = None,
         raw: dict[str, Any] | None = None,
         status: str = "pending",
+        rules: IntakeRules | None = None,
     ) -> InboundMessage | None:
         """Store a message and open the sender's 24-hour window in one transaction; None for a Twilio retry.
 
         Together, so a crash can never leave a stored message whose window was not recorded (the outbox would then
-        refuse to answer it as free text).
+        refuse to answer it as free text). With `rules`, they decide the status in the same transaction (webhook
+        intake: one transaction per message).
         """
         async with self._db.transaction() as conn:
+            if rules is not None:
+                status = await intake_status_in(conn, wa_id, rules)
             stored = await _insert(
                 conn,
                 message_sid=message_sid,
@@ -125,8 +139,10 @@ class InboundRepository:
         now: datetime,
         owner: str | None = None,
         question_id: str | None = None,
-    ) -> list[int]:
-        """Queue a turn's replies and mark its messages processed in one transaction; returns the outbox ids.
+        release_when_done: bool = False,
+    ) -> Answered:
+        """Queue a turn's replies and mark its messages processed in one transaction; returns the outbox ids, and
+        whether `owner`'s lease was given back with them (`release_when_done`: when nothing else is due to run).
 
         With `question_id`, the last reply is the confirmation question: a single-part one is queued as kind
         'question' with the variables its quick-reply buttons need ({{1}} text, {{2}} the question's id).
@@ -158,7 +174,10 @@ class InboundRepository:
                 f"WHERE id IN ({placeholders}) AND status IN ('pending', 'processing')",
                 {**params, "now": now},
             )
-        return outbox_ids
+            released = False
+            if release_when_done and owner is not None:
+                released = await release_when_done_in(conn, wa_id, owner=owner, now=now)
+        return Answered(outbox_ids, released)
 
     async def retry_or_fail(
         self,
@@ -254,6 +273,8 @@ async def _insert(
             "received_at": received_at,
         },
     )
+    if row is not None and status == "pending":
+        await conn.notify(Work.TURN)  # a worker in another process runs it at once, not at its next poll
     return InboundMessage.model_validate(row) if row else None
 
 

@@ -132,17 +132,21 @@ class OutboxRepository:
         SID is stored only if the row has none. `covering` are the rows of the template group this one send stands
         for: they end 'undeliverable' (their own text cannot go out) with a note naming this row.
         """
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                "UPDATE outbox SET "
-                "status = CASE WHEN status IN ('pending', 'sending') THEN 'sent' ELSE status END, "
-                "error_code = CASE WHEN status IN ('pending', 'sending') THEN NULL ELSE error_code END, "
-                "error_message = CASE WHEN status IN ('pending', 'sending') THEN NULL ELSE error_message END, "
-                "twilio_sid = COALESCE(twilio_sid, :sid), template_sid = COALESCE(:template, template_sid), "
-                "attempts = attempts + 1, sent_at = COALESCE(sent_at, :now), updated_at = :now WHERE id = :id",
-                {"id": outbox_id, "sid": twilio_sid, "template": template_sid, "now": now},
-            )
-            await mark_covered(conn, covering, by=outbox_id, template_sid=template_sid, now=now)
+        sent = (
+            "UPDATE outbox SET "
+            "status = CASE WHEN status IN ('pending', 'sending') THEN 'sent' ELSE status END, "
+            "error_code = CASE WHEN status IN ('pending', 'sending') THEN NULL ELSE error_code END, "
+            "error_message = CASE WHEN status IN ('pending', 'sending') THEN NULL ELSE error_message END, "
+            "twilio_sid = COALESCE(twilio_sid, :sid), template_sid = COALESCE(:template, template_sid), "
+            "attempts = attempts + 1, sent_at = COALESCE(sent_at, :now), updated_at = :now WHERE id = :id",
+            {"id": outbox_id, "sid": twilio_sid, "template": template_sid, "now": now},
+        )
+        if not covering:
+            await self._db.execute(*sent)  # one statement on its own: no transaction to open
+        else:
+            async with self._db.transaction() as conn:
+                await conn.execute(*sent)
+                await mark_covered(conn, covering, by=outbox_id, template_sid=template_sid, now=now)
         # After the commit, so a callback stored concurrently is seen either here or by `apply_status`'s re-check.
         return await apply_early_statuses(self._db, twilio_sid, now=now)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from store.database import Connection
+from store.database import Connection, Work, in_list
 
 
 async def insert_outbox(
@@ -25,26 +25,32 @@ async def insert_outbox(
     With `dedupe_key`, a second insert of the same message is a no-op (returns no ids): retried work never sends
     twice.
     """
-    ids: list[int] = []
+    if not parts:
+        return []
+    # One statement for every part: rows get their ids in the order of VALUES, which is the order they are sent in.
+    params: dict[str, object] = {
+        "wa_id": wa_id,
+        "kind": kind,
+        "variables": dict(template_variables) if template_variables is not None else None,
+        "now": now,
+        "inbound": inbound_message_id,
+    }
+    values = []
     for index, part in enumerate(parts):
-        key = None if dedupe_key is None else f"{dedupe_key}#{index}"
-        row = await conn.fetch_one(
-            "INSERT INTO outbox (wa_id, body, kind, template_variables, status, attempts, next_attempt_at, "
-            "dedupe_key, inbound_message_id, created_at, updated_at) "
-            "VALUES (:wa_id, :body, :kind, :variables, 'pending', 0, :now, :key, :inbound, :now, :now) "
-            "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
-            {
-                "wa_id": wa_id,
-                "body": part,
-                "kind": kind,
-                "variables": dict(template_variables) if template_variables is not None else None,
-                "now": now,
-                "key": key,
-                "inbound": inbound_message_id,
-            },
+        params[f"body{index}"] = part
+        params[f"key{index}"] = None if dedupe_key is None else f"{dedupe_key}#{index}"
+        values.append(
+            f"(:wa_id, :body{index}, :kind, :variables, 'pending', 0, :now, :key{index}, :inbound, :now, :now)"
         )
-        if row is not None:
-            ids.append(int(row["id"]))
+    rows = await conn.fetch_all(
+        "INSERT INTO outbox (wa_id, body, kind, template_variables, status, attempts, next_attempt_at, "
+        f"dedupe_key, inbound_message_id, created_at, updated_at) VALUES {', '.join(values)} "
+        "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+        params,
+    )
+    ids = sorted(int(row["id"]) for row in rows)  # RETURNING promises no order
+    if ids:
+        await conn.notify(Work.DELIVERY)  # every worker's delivery loop looks at once, not at its next poll
     return ids
 
 
@@ -55,9 +61,11 @@ async def mark_covered(
     'undeliverable' (their own text cannot go out), with a note naming that row. Only rows still waiting: one that
     somehow moved on keeps its own outcome."""
     note = f"covered by the template sent for row {by}"
-    for member in covering:
-        await conn.execute(
-            "UPDATE outbox SET status = 'undeliverable', template_sid = :template, error_code = NULL, "
-            "error_message = :message, updated_at = :now WHERE id = :member AND status = 'pending'",
-            {"member": member, "template": template_sid, "message": note, "now": now},
-        )
+    if not covering:
+        return
+    members, params = in_list(covering, "member")
+    await conn.execute(
+        "UPDATE outbox SET status = 'undeliverable', template_sid = :template, error_code = NULL, "
+        f"error_message = :message, updated_at = :now WHERE id IN ({members}) AND status = 'pending'",
+        {**params, "template": template_sid, "message": note, "now": now},
+    )

@@ -42,6 +42,12 @@ async def record_status(
 
 async def apply_early_statuses(db: Database, twilio_sid: str, *, now: datetime) -> OutboxMessage | None:
     """Apply (and forget) the callbacks kept for `twilio_sid`, once a row has that SID; the row, or None."""
+    # Almost always there are none: one read tells, without a transaction.
+    kept = await db.fetch_value(
+        "SELECT COUNT(*) AS n FROM outbox_early_status WHERE twilio_sid = :sid", {"sid": twilio_sid}
+    )
+    if not kept:
+        return None
     async with db.transaction() as conn:
         early = await conn.fetch_all(
             "SELECT status, error_code, error_message FROM outbox_early_status WHERE twilio_sid = :sid ORDER BY id",

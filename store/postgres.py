@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -17,7 +17,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from store.database import Connection, Database, Dialect, IntegrityConflict, Params, Row
+from store.database import Connection, Database, DatabaseCounts, Dialect, IntegrityConflict, Params, Row
 
 _NAMED_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
@@ -42,6 +42,10 @@ LIVENESS_DEFAULTS: dict[str, int] = {
 # database being back is noticed within seconds.
 RECONNECT_TIMEOUT_SECONDS = 10.0
 
+# Notifications (`Connection.notify`) go to a channel named after the schema: deployments, or test runs, sharing one
+# database in different schemas never wake each other. The schema is cut so the name fits PostgreSQL's 63 bytes.
+_CHANNEL = "'asistente_work.' || left(coalesce(current_schema(), ''), 40)"
+
 # How often a process waiting for an advisory lock asks again: soon at first, then at most twice a second.
 _LOCK_POLL_FIRST = 0.05
 _LOCK_POLL_MAX = 0.5
@@ -63,11 +67,31 @@ def connection_kwargs(url: str) -> dict[str, Any]:
     return {**{key: value for key, value in LIVENESS_DEFAULTS.items() if key not in given}, **CONNECTION_KWARGS}
 
 
+def _notify_statement(payloads: Sequence[str]) -> sql.Composed:
+    # Literals, no parameters: one simple query, whatever the number of payloads.
+    calls = [sql.SQL("pg_notify(" + _CHANNEL + ", {})").format(sql.Literal(p)) for p in payloads]
+    return sql.SQL("SELECT {}").format(sql.SQL(", ").join(calls))
+
+
+async def _payloads(conn: psycopg.AsyncConnection[Row], channel: str) -> AsyncIterator[str]:
+    async for notification in conn.notifies():
+        if notification.channel == channel:
+            yield notification.payload
+
+
 class _PostgresConnection(Connection):
-    def __init__(self, conn: psycopg.AsyncConnection[Row]) -> None:
+    def __init__(self, conn: psycopg.AsyncConnection[Row], counts: DatabaseCounts) -> None:
         self._conn = conn
+        self._counts = counts
+        self.notifications: list[str] = []
+
+    async def notify(self, payload: str) -> None:
+        # Sent in one statement just before the commit (`PostgresDatabase.transaction`), each payload once.
+        if payload not in self.notifications:
+            self.notifications.append(payload)
 
     async def execute(self, sql: str, params: Params | None = None) -> int:
+        self._counts.statements += 1
         try:
             cursor = await self._conn.execute(to_pyformat(sql), _adapt(params))
         except psycopg.errors.UniqueViolation as exc:
@@ -75,6 +99,7 @@ class _PostgresConnection(Connection):
         return cursor.rowcount
 
     async def fetch_all(self, sql: str, params: Params | None = None) -> list[Row]:
+        self._counts.statements += 1
         try:
             cursor = await self._conn.execute(to_pyformat(sql), _adapt(params))
         except psycopg.errors.UniqueViolation as exc:
@@ -100,6 +125,7 @@ class PostgresDatabase(Database):
         )
         self._opened = False
         self._open_lock = asyncio.Lock()
+        self.counts = DatabaseCounts()
 
     async def pool(self) -> AsyncConnectionPool[Any]:
         """The open connection pool (opened on first use, once, even when many tasks ask at the same time)."""
@@ -114,13 +140,30 @@ class PostgresDatabase(Database):
     async def transaction(self) -> AsyncIterator[Connection]:
         pool = await self.pool()
         async with pool.connection() as conn, conn.transaction():
-            yield _PostgresConnection(conn)
+            self.counts.transactions += 1
+            wrapped = _PostgresConnection(conn, self.counts)
+            yield wrapped
+            if wrapped.notifications:
+                # PostgreSQL holds them with the transaction: delivered when it commits, dropped if it rolls back.
+                self.counts.statements += 1
+                await conn.execute(_notify_statement(wrapped.notifications))
+
+    @asynccontextmanager
+    async def single(self, sql: str) -> AsyncIterator[Connection]:
+        """One statement on its own runs on an autocommit connection: as atomic as in a transaction of its own, in
+        one round trip instead of three (no BEGIN, no COMMIT)."""
+        pool = await self.pool()
+        async with pool.connection() as conn:
+            self.counts.single += 1
+            yield _PostgresConnection(conn, self.counts)
 
     async def execute_script(self, sql: str, *, then: tuple[str, Params] | None = None) -> None:
         """Run a multi-statement script in one transaction; `then` (one statement with `:name` parameters, e.g. a
         migration's ledger row) runs in the same transaction, so both commit or neither does."""
         pool = await self.pool()
         async with pool.connection() as conn, conn.transaction():
+            self.counts.transactions += 1
+            self.counts.statements += 1 + (then is not None)
             # Bytes without parameters: psycopg sends the script as one simple query, several statements allowed.
             await conn.execute(sql.encode())
             if then is not None:
@@ -170,6 +213,25 @@ class PostgresDatabase(Database):
             # Ending the transaction releases the lock at once (closing alone would too, once the server notices).
             with contextlib.suppress(psycopg.Error):
                 await conn.rollback()
+            await conn.close()
+
+    def listen(self) -> AbstractAsyncContextManager[AsyncIterator[str]]:
+        """`LISTEN` on a connection of its own (a session: the pool's connections come and go), with the liveness
+        settings, so a vanished server is noticed. Behind a transaction pooler (Supabase :6543) a session is not kept
+        and notifications may never arrive: a listener should see one of its own arrive before relying on them."""
+        return self._listen()
+
+    @asynccontextmanager
+    async def _listen(self) -> AsyncIterator[AsyncIterator[str]]:
+        conn: psycopg.AsyncConnection[Row] = await psycopg.AsyncConnection.connect(
+            self.url, **connection_kwargs(self.url)
+        )
+        try:
+            row = await (await conn.execute(f"SELECT {_CHANNEL} AS channel")).fetchone()
+            channel = str(row["channel"]) if row else ""
+            await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+            yield _payloads(conn, channel)
+        finally:
             await conn.close()
 
     async def close(self) -> None:

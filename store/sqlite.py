@@ -5,14 +5,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 
 import aiosqlite
 
-from store.database import Connection, Database, Dialect, IntegrityConflict, Params, Row, to_json_text, utc_text
+from store.database import (
+    Connection,
+    Database,
+    DatabaseCounts,
+    Dialect,
+    IntegrityConflict,
+    Params,
+    Row,
+    to_json_text,
+    utc_text,
+)
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -39,10 +49,12 @@ def _adapt(params: Params | None) -> dict[str, object]:
 
 
 class _SqliteConnection(Connection):
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: aiosqlite.Connection, counts: DatabaseCounts) -> None:
         self._conn = conn
+        self._counts = counts
 
     async def execute(self, sql: str, params: Params | None = None) -> int:
+        self._counts.statements += 1
         try:
             cursor = await self._conn.execute(sql, _adapt(params))
         except sqlite3.IntegrityError as exc:
@@ -50,11 +62,13 @@ class _SqliteConnection(Connection):
         return cursor.rowcount
 
     async def fetch_all(self, sql: str, params: Params | None = None) -> list[Row]:
+        self._counts.statements += 1
         try:
-            cursor = await self._conn.execute(sql, _adapt(params))
+            # Run and read in one call on aiosqlite's thread: one hop, and no half-read statement left open (it
+            # would hold a read snapshot) when the caller is cancelled in between.
+            rows = await self._conn.execute_fetchall(sql, _adapt(params))
         except sqlite3.IntegrityError as exc:
             raise IntegrityConflict(str(exc)) from exc
-        rows: Sequence[sqlite3.Row] = await cursor.fetchall()  # type: ignore[assignment]
         return [dict(row) for row in rows]
 
 
@@ -68,6 +82,7 @@ class SqliteDatabase(Database):
         self.path = sqlite_path(url)
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        self.counts = DatabaseCounts()
 
     async def _connection(self) -> aiosqlite.Connection:
         if self._conn is None:
@@ -93,14 +108,28 @@ class SqliteDatabase(Database):
             conn = await self._connection()
             try:
                 # IMMEDIATE takes the write lock up front: two processes never deadlock upgrading a read lock.
+                self.counts.transactions += 1
                 await conn.execute("BEGIN IMMEDIATE")
-                yield _SqliteConnection(conn)
+                yield _SqliteConnection(conn, self.counts)
                 await conn.execute("COMMIT")
             except BaseException:
                 # Also reached when the task is cancelled during BEGIN or COMMIT: the shared connection must never
                 # be left inside a transaction. Shielded so a second cancellation cannot interrupt the rollback.
                 await asyncio.shield(self._rollback(conn))
                 raise
+
+    @asynccontextmanager
+    async def single(self, sql: str) -> AsyncIterator[Connection]:
+        """A statement on its own runs without BEGIN IMMEDIATE, in SQLite's autocommit mode: one call instead of
+        three, and a query waits for no writer (WAL lets readers and the one writer run at once). A write on its
+        own is as safe: SQLite takes the write lock when the statement starts, waiting for it under the busy
+        timeout (IMMEDIATE matters for a transaction that reads before it writes). Still under the lock, so that it
+        never runs on the shared connection inside another task's transaction (it would see, or be committed with,
+        that transaction's rows)."""
+        del sql  # every statement alike
+        async with self._lock:
+            self.counts.single += 1
+            yield _SqliteConnection(await self._connection(), self.counts)
 
     @staticmethod
     async def _rollback(conn: aiosqlite.Connection) -> None:
@@ -112,6 +141,8 @@ class SqliteDatabase(Database):
     async def execute_script(self, sql: str) -> None:
         async with self._lock:
             conn = await self._connection()
+            self.counts.transactions += 1
+            self.counts.statements += 1
             await conn.executescript(f"BEGIN IMMEDIATE;\n{sql}\nCOMMIT;")
 
     async def close(self) -> None:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from store.conversations import fence_lease
-from store.database import Database, parse_json
+from store.database import Database, Work, parse_json
 
 _COLUMNS = (
     "id, wa_id, source, description, kind_hint, template_variables, dedupe_key, status, error, created_at, "
@@ -59,20 +59,23 @@ class SystemEventRepository:
         template_variables: Mapping[str, str] | None = None,
     ) -> SystemEvent | None:
         """Queue an event; None when one with this dedupe key was already queued (a retried delivery)."""
-        row = await self._db.fetch_one(
-            "INSERT INTO system_events (wa_id, source, description, kind_hint, template_variables, dedupe_key, "
-            "status, created_at) VALUES (:wa_id, :source, :description, :kind_hint, :variables, :key, 'pending', "
-            f":now) ON CONFLICT (dedupe_key) DO NOTHING RETURNING {_COLUMNS}",
-            {
-                "wa_id": wa_id,
-                "source": source,
-                "description": description,
-                "kind_hint": kind_hint,
-                "variables": dict(template_variables) if template_variables is not None else None,
-                "key": dedupe_key,
-                "now": now,
-            },
-        )
+        async with self._db.transaction() as conn:
+            row = await conn.fetch_one(
+                "INSERT INTO system_events (wa_id, source, description, kind_hint, template_variables, dedupe_key, "
+                "status, created_at) VALUES (:wa_id, :source, :description, :kind_hint, :variables, :key, 'pending', "
+                f":now) ON CONFLICT (dedupe_key) DO NOTHING RETURNING {_COLUMNS}",
+                {
+                    "wa_id": wa_id,
+                    "source": source,
+                    "description": description,
+                    "kind_hint": kind_hint,
+                    "variables": dict(template_variables) if template_variables is not None else None,
+                    "key": dedupe_key,
+                    "now": now,
+                },
+            )
+            if row is not None:
+                await conn.notify(Work.TURN)
         return SystemEvent.model_validate(row) if row else None
 
     async def open_for_conversation(self, wa_id: str, *, due_at: datetime | None = None) -> list[SystemEvent]:

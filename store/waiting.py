@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from store.database import Database, parse_datetime
+from store.database import Database, Work, parse_datetime
 from store.outbox_insert import insert_outbox
 
 # The dedupe key of a turn's holding message: one per turn, however many passes see it waiting.
@@ -93,4 +93,6 @@ async def redrive_failed_turns(db: Database, *, now: datetime) -> int:
                 "WHERE status = 'pending' AND attempts > 0 AND next_attempt_at > :now",
                 {"now": now},
             )
+        if moved:
+            await conn.notify(Work.TURN)
     return moved

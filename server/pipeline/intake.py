@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, cast
 
 from core.business import Business
 from core.clock import Clock
@@ -17,6 +17,7 @@ from server.wording import rate_limit_notice
 from store.clients import ClientRepository
 from store.conversations import ConversationRepository
 from store.inbound import InboundRepository
+from store.intake_status import IntakeRules
 
 logger = logging.getLogger(__name__)
 
@@ -71,19 +72,9 @@ class InboundIntake:
         database outage keeps its arrival time, for ordering, the rate limit and WhatsApp's 24-hour window.
         """
         wa_id = message.address_of_sender
-        existing = await self._inbound.get_by_sid(message.message_sid)
-        if existing is not None:
-            # Idempotent; heals rows stored before the message and its window were written in one transaction.
-            await self._conversations.record_inbound(existing.wa_id, at=existing.received_at)
-            return IntakeResult("duplicate", existing.id)
         now = received_at or self._clock.now()
-        conversation = await self._conversations.get(wa_id)
-        status: IntakeStatus = "pending"
-        if conversation is not None and conversation.paused:
-            status = "paused"
-        elif await self._inbound.count_since(wa_id, now - self._window) >= self._limit:
-            status = "rate_limited"
-        # Stored and its 24-hour window opened in one transaction: a crash in between would lose the window.
+        # One transaction: the status (staff takeover, rate limit) read, the message stored and its 24-hour window
+        # opened together (a crash in between would lose the window).
         stored = await self._inbound.receive(
             message_sid=message.message_sid,
             wa_id=wa_id,
@@ -93,10 +84,16 @@ class InboundIntake:
             button_payload=message.button_payload,
             media=[item.model_dump() for item in message.media],
             raw=dict(raw),
-            status=status,
+            rules=IntakeRules(limit=self._limit, since=now - self._window),
         )
-        if stored is None:  # the same MessageSid stored concurrently by another request
-            return IntakeResult("duplicate", None)
+        if stored is None:  # a Twilio retry, or the same MessageSid stored concurrently by another request
+            existing = await self._inbound.get_by_sid(message.message_sid)
+            if existing is None:
+                return IntakeResult("duplicate", None)
+            # Idempotent; heals rows stored before the message and its window were written in one transaction.
+            await self._conversations.record_inbound(existing.wa_id, at=existing.received_at)
+            return IntakeResult("duplicate", existing.id)
+        status = cast(IntakeStatus, stored.status)
         self._metrics.inbound_messages.labels(status).inc()
         if status == "rate_limited":
             await self._notify_rate_limited(wa_id, stored.id)

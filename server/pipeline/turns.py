@@ -17,6 +17,7 @@ from integrations.calendly.transport import rate_limit_budget
 from integrations.twilio.splitting import split_message
 from prompts import render_localized
 from server.ops.metrics import ServerMetrics
+from server.pipeline.fold import FoldWindow
 from server.pipeline.outbox import Outbox, TurnScope, turn_scope
 from server.pipeline.turn_traces import TurnTraces
 from store.clients import ClientRepository
@@ -55,7 +56,7 @@ class ConversationRunner:
         clock: Clock,
         metrics: ServerMetrics,
         owner: str,
-        debounce_seconds: float,
+        fold: FoldWindow,
         lease_seconds: float,
         retry_backoff: Sequence[timedelta] = TURN_RETRY_BACKOFF,
         max_attempts: int = TURN_MAX_ATTEMPTS,
@@ -65,7 +66,7 @@ class ConversationRunner:
     ) -> None:
         """`retry_backoff` / `max_attempts` govern failed turns; the apology for a turn given up is in the
         customer's language (from `clients`), else in `language` (the business's). With `traces` (tracing on)
-        each turn's run is stored with the turn."""
+        each turn's run is stored with the turn. `fold` decides when a customer's messages are complete."""
         self._clients = clients
         self._traces = traces
         self._agent = agent
@@ -76,7 +77,7 @@ class ConversationRunner:
         self._clock = clock
         self._metrics = metrics
         self._owner = owner
-        self._debounce = debounce_seconds
+        self._fold = fold
         self._lease = timedelta(seconds=lease_seconds)
         self._backoff = tuple(retry_backoff)
         self._max_attempts = max_attempts
@@ -132,9 +133,8 @@ class ConversationRunner:
             renewed_at = now
 
     async def _drain(self, wa_id: str, stopping: asyncio.Event) -> None:
+        burst = self._fold.burst()
         while not stopping.is_set():
-            # The debounce lets "hola" / "quiero cita" / "mañana" arrive before the turn reads them.
-            await asyncio.sleep(self._debounce)
             conversation = await self._conversations.get(wa_id)
             if conversation is not None and conversation.paused and await self._hold_for_staff(wa_id):
                 return
@@ -147,6 +147,10 @@ class ConversationRunner:
             try:
                 if events and (not messages or events[0].created_at <= messages[0].received_at):
                     await self._system_turn(events[0])
+                elif wait := burst.wait_seconds(messages, now):
+                    # The customer may still be writing: look again once they could have been quiet long enough
+                    # (everything is read again then, so a pause by staff meanwhile is honoured).
+                    await self._fold.sleep(wait)
                 else:
                     await self._customer_turn(wa_id, messages)
             except LeaseLost:

@@ -1,4 +1,5 @@
-"""A nudge from the web app to the in-process worker, so work is picked up at once instead of at the next poll."""
+"""A nudge to a worker loop, so work is picked up at once instead of at the next poll: set by the web app for its
+in-process worker, and by `work_listener.WorkListener` when another process stored work (PostgreSQL)."""
 
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ import socket
 import uuid
 from datetime import timedelta
 
+from agent.checkpointer import PrunesCheckpoints
 from booking.calendar import RecoversInterruptedWrites
 from core.clock import Clock
 from server.calendar_sync.events import CalendlyEventProcessor
@@ -24,6 +25,7 @@ from server.pipeline.holding import HoldingNotifier
 from server.pipeline.reminders import ReminderDispatcher, ReminderScheduler
 from server.pipeline.turns import ConversationRunner
 from server.pipeline.wakeup import Wakeup
+from server.pipeline.work_listener import WorkListener
 from store.conversations import ConversationRepository
 
 logger = logging.getLogger(__name__)
@@ -55,9 +57,14 @@ class Worker:
         holding: HoldingNotifier | None = None,
         interrupted_writes: RecoversInterruptedWrites | None = None,
         feedback: FeedbackPublisher | None = None,
+        listener: WorkListener | None = None,
+        checkpoints: PrunesCheckpoints | None = None,
     ) -> None:
         """`holding` tells customers kept waiting by failing turns that an answer will follow (None: never);
-        `feedback` is retried by the maintenance pass (what LangSmith did not take at once)."""
+        `feedback` is retried by the maintenance pass (what LangSmith did not take at once); `listener` sets the
+        wakeups when other processes store work (it runs with the worker; polls slow down while it is active)."""
+        self._listener = listener
+        self._checkpoints = checkpoints  # old conversation checkpoints, pruned by the maintenance pass
         self._holding = holding
         self._feedback = feedback
         # The calendar whose writes a crash can cut off (Calendly); the maintenance pass settles them.
@@ -106,6 +113,7 @@ class Worker:
         """Run until stopped or cancelled. Work left by a previous run is picked up straight away."""
         if self._runner is None:
             logger.warning("no agent configured: customer messages are stored but not answered by this worker")
+        listening = asyncio.create_task(self._listener.run(), name="work-listener") if self._listener else None
         loops = [self._delivery_loop(), self._maintenance_loop()]
         if self._runner is not None:
             loops.append(self._conversation_loop(self._runner))
@@ -115,6 +123,10 @@ class Worker:
             await asyncio.gather(*loops)
             await asyncio.gather(*self._active.values(), return_exceptions=True)
         finally:
+            if listening is not None:
+                listening.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listening
             # Cancelled (grace over, or the process is going down): stop the turns still running.
             for task in list(self._active.values()):
                 task.cancel()
@@ -132,7 +144,16 @@ class Worker:
                             self._active[wa_id] = asyncio.create_task(self._run_conversation(runner, wa_id))
             except Exception:
                 logger.exception("conversation scan failed")
-            await self._turn_wakeup.wait(self._options.poll_seconds)
+            await self._turn_wakeup.wait(self._poll_seconds())
+
+    @property
+    def listening(self) -> bool:
+        """Whether other processes' work reaches this worker by notification now (else only by polling)."""
+        return self._listener is not None and self._listener.active
+
+    def _poll_seconds(self) -> float:
+        # Notified, the loops poll only for what no notification announces: work that becomes due with time.
+        return self._options.notify_poll_seconds if self.listening else self._options.poll_seconds
 
     async def _run_conversation(self, runner: ConversationRunner, wa_id: str) -> None:
         try:
@@ -151,7 +172,7 @@ class Worker:
                     pass
             except Exception:
                 logger.exception("delivery pass failed")
-            await self._delivery_wakeup.wait(self._options.poll_seconds)
+            await self._delivery_wakeup.wait(self._poll_seconds())
 
     async def _holding_loop(self, holding: HoldingNotifier) -> None:
         # Its own short period: the maintenance pass runs every half minute, too coarse for "after about a minute".
@@ -174,7 +195,8 @@ class Worker:
                 await asyncio.wait_for(self._stopping.wait(), self._options.reminder_interval_seconds)
 
     async def maintenance(self) -> None:
-        """One pass of the periodic work: reminders (reconcile, send due), stuck outbox rows, stray webhooks."""
+        """One pass of the periodic work: reminders (reconcile, send due), stuck outbox rows, stray webhooks, old
+        conversation checkpoints."""
         await self._scheduler.reconcile()
         if await self._dispatcher.dispatch_due():
             self._delivery_wakeup.set()
@@ -193,3 +215,5 @@ class Worker:
         )
         if self._feedback is not None:
             await self._feedback.publish_pending()
+        if self._checkpoints is not None:
+            await self._checkpoints.prune_checkpoints()

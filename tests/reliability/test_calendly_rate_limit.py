@@ -16,7 +16,7 @@ from tests.reliability.flows import request_booking
 from tests.reliability.waits import eventually
 from tests.reliability.world import World
 
-# "Answers within seconds": the debounce, a capped wait inside the turn and two model calls fit well inside this.
+# "Answers within seconds": the fold window, a capped wait inside the turn and two model calls fit well inside this.
 TURN_BOUND = 12.0
 REQUEST_BOUND = 10.0
 

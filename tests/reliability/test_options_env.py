@@ -26,7 +26,7 @@ def test_values_take_their_fields_types() -> None:
     assert options.poll_seconds == 0.2
     assert options.max_concurrent_turns == 3 and isinstance(options.max_concurrent_turns, int)
     assert options.lease_seconds == 15.0
-    assert options.debounce_seconds == ServerOptions().debounce_seconds
+    assert options.fold_quiet_seconds == ServerOptions().fold_quiet_seconds
 
 
 @pytest.mark.parametrize(

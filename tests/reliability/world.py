@@ -22,7 +22,7 @@ BUSINESS_NUMBER = "+14155238886"
 # Short timings where the scenario is not about them; the lease (15 s) and the holding message (after 60 s) keep
 # their production values, since scenarios measure them.
 FAST_OPTIONS = {
-    "debounce_seconds": "0.3",
+    "fold_quiet_seconds": "0.3",
     "poll_seconds": "0.2",
     "reminder_interval_seconds": "1",
     "delivery_backoff_seconds": "0.5",

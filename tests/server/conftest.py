@@ -24,9 +24,10 @@ from store import Database
 from tests.server.helpers import PUBLIC_BASE, FakeAgent, TwilioDouble
 
 FAST = ServerOptions(
-    debounce_seconds=0.15,
+    fold_quiet_seconds=0.15,
     lease_seconds=3.0,
     poll_seconds=0.02,
+    notify_poll_seconds=0.02,  # tests move a fixed clock: time-based work is found by polls, promptly
     delivery_first_retry_seconds=0.0,
     reminder_interval_seconds=0.05,
     calendar_retry_after_seconds=0.0,

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from agent.api import IncomingText, TurnResult
 from core.clock import FixedClock
 from server.ops.metrics import ServerMetrics
+from server.pipeline.fold import FoldWindow
 from server.pipeline.outbox import Outbox, OutboxSender
 from server.pipeline.turns import ConversationRunner
 from store import Database
@@ -72,7 +73,9 @@ def make_runner(
     owner: str = "worker-1",
     lease_seconds: float = 30.0,
     conversations: ConversationRepository | None = None,
+    fold: FoldWindow | None = None,
 ) -> ConversationRunner:
+    """A runner over `db` driving `agent`; without `fold`, turns start at once (no waiting for quiet)."""
     outbox = Outbox(OutboxRepository(db), clock)
     agent.sender = OutboxSender(outbox)
     return ConversationRunner(
@@ -84,7 +87,7 @@ def make_runner(
         clock=clock,
         metrics=ServerMetrics(),
         owner=owner,
-        debounce_seconds=0.0,
+        fold=fold or FoldWindow(quiet_seconds=0.0, max_wait_seconds=0.0),
         lease_seconds=lease_seconds,
     )
 

@@ -110,7 +110,7 @@ async def test_a_turn_that_succeeds_after_an_outage_re_drives_the_other_failed_t
 async def test_through_the_worker_the_customer_hears_the_holding_message_then_the_answer(
     start_app: StartApp, db: Database, keys: Secrets, clock: FixedClock, twilio: TwilioDouble
 ) -> None:
-    agent = ScriptedTurns(script=["raise"] * 2)
+    agent = ScriptedTurns(script=["raise"] * 3)
     options = ServerOptions(**{**FAST.__dict__, "holding_check_seconds": 0.02})
     async with start_app(agent=agent, options=options) as running:
         await post_signed(running.client, keys.twilio_token, "/webhook/whatsapp", inbound_form("SMh", "hola"))
@@ -125,8 +125,13 @@ async def test_through_the_worker_the_customer_hears_the_holding_message_then_th
         await wait_until(lambda: failed(1))
         clock.advance(TURN_RETRY_BACKOFF[0])
         await wait_until(lambda: failed(2))
-        clock.advance(HOLDING_AFTER)  # past the second backoff too
+        clock.advance(TURN_RETRY_BACKOFF[1])
+        await wait_until(lambda: failed(3))
+        # A minute after the message, before the next retry is due: the holding message goes out on its own.
+        clock.advance(HOLDING_AFTER - TURN_RETRY_BACKOFF[0] - TURN_RETRY_BACKOFF[1] + timedelta(seconds=1))
+        await wait_until(lambda: sent(1))
+        clock.advance(TURN_RETRY_BACKOFF[2])
         await wait_until(lambda: sent(2))
         await asyncio.sleep(0.2)  # nothing more goes out
     assert [m["Body"] for m in twilio.messages()] == [HOLDING_ES, "te respondo"]
-    assert agent.calls == ["customer"] * 3
+    assert agent.calls == ["customer"] * 4

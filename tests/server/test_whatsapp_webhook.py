@@ -121,8 +121,8 @@ async def test_same_message_sid_five_times_is_one_message_one_turn_one_reply(
 async def test_three_quick_messages_are_folded_into_one_turn_in_order(
     start_app: StartApp, db: Database, keys: Secrets, agent: FakeAgent, twilio: TwilioDouble
 ) -> None:
-    # The debounce (wider than the test's 100 ms burst, even on a slow machine) is what folds them.
-    options = ServerOptions(**{**FAST.__dict__, "debounce_seconds": 0.6})
+    # The quiet window (wider than the test's gaps of ~30 ms, even on a slow machine) is what folds them.
+    options = ServerOptions(**{**FAST.__dict__, "fold_quiet_seconds": 0.6})
     async with start_app(options=options) as server:
         for index, text in enumerate(["hola", "quiero cita", "mañana"]):
             form = inbound_form(f"SMq{index}", text)
