@@ -22,8 +22,9 @@ FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
 
 
-def get_services(request: Request) -> Services:
-    """The services of the app serving this request (opened by the lifespan)."""
+async def get_services(request: Request) -> Services:
+    """The services of the app serving this request (opened by the lifespan). `async` although it awaits nothing:
+    FastAPI runs a plain `def` dependency in its thread pool, a thread hop on every request (the webhook's CPU)."""
     services: Services | None = getattr(request.app.state, "services", None)
     if services is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "server is starting or stopping")
