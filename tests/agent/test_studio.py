@@ -14,7 +14,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from agent import studio
 from agent.graph import build_graph
 from core.settings import Settings
-from store import Database
+from store import Database, open_database
 from tests.scripted_model import ScriptedChatModel, call, says, uses
 
 CUSTOMER = "whatsapp:+34600123456"
@@ -64,11 +64,19 @@ async def test_the_studio_entry_point_runs_a_conversation_as_the_langgraph_serve
     model = ScriptedChatModel(script=[says("¡Hola! ¿Qué servicio quieres?")])
     module.get_settings = lambda: settings
     module.build_chat_model = lambda _settings: model
+    opened: list[Database] = []
+    module.open_database = lambda url: opened.append(open_database(url)) or opened[-1]
     graph = module.make_graph().copy(update={"checkpointer": InMemorySaver()})  # the server brings its own
     config = {"configurable": {"thread_id": "studio-thread"}}
-    result = await graph.ainvoke(
-        {"messages": [{"role": "user", "content": "hola"}]}, config, context={"wa_id": CUSTOMER}
-    )
-    assert result["messages"][-1].text == "¡Hola! ¿Qué servicio quieres?"
-    assert (await graph.aget_state(config)).values["messages"][0].content == "hola"
-    model.assert_complete()
+    try:
+        result = await graph.ainvoke(
+            {"messages": [{"role": "user", "content": "hola"}]}, config, context={"wa_id": CUSTOMER}
+        )
+        assert result["messages"][-1].text == "¡Hola! ¿Qué servicio quieres?"
+        assert (await graph.aget_state(config)).values["messages"][0].content == "hola"
+        model.assert_complete()
+    finally:
+        # The Studio server keeps its database for its life; a test must close it, or SQLite's connection thread
+        # (not a daemon) keeps pytest from exiting.
+        for database in opened:
+            await database.close()
