@@ -21,16 +21,14 @@ from typing import Any
 import httpx
 import uvicorn
 
-from bench.bare import BareConfig, bare_webhook_app
-from bench.doubles import MODEL_API_KEY, ROOT, TWILIO_ACCOUNT_SID, Doubles
+from bench.bare import bare_webhook_app
+from bench.doubles import ROOT, Doubles
 from bench.targets import (
     ASISTENTE,
     BARE,
-    BARE_MODEL_NAME,
-    BUSINESS_NUMBER,
-    PUBLIC_BASE,
     Target,
     asistente_settings,
+    bare_config,
     bench_options,
     new_prefix,
 )
@@ -47,18 +45,7 @@ def _app(system: str, db_url: str, doubles: Doubles, token: str, spool: Path) ->
         overrides = Overrides(business=example_business(), options=bench_options())
         settings = asistente_settings(db_url, doubles, token, spool)
         return create_app(settings, overrides, with_agent=False, run_worker=False)
-    config = BareConfig(
-        db_url=db_url,
-        model_url=doubles.model_url,
-        twilio_url=doubles.twilio_url,
-        account_sid=TWILIO_ACCOUNT_SID,
-        auth_token=token,
-        public_url=PUBLIC_BASE,
-        business_number=BUSINESS_NUMBER,
-        model_api_key=MODEL_API_KEY,
-        model=BARE_MODEL_NAME,
-        worker=False,
-    )
+    config = bare_config(db_url, doubles, token, worker=False)
     return bare_webhook_app(config)
 
 

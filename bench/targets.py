@@ -169,11 +169,9 @@ async def open_asistente(
         yield Target(ASISTENTE, db_url, client, token, doubles, prefix=new_prefix(), app=served)
 
 
-@asynccontextmanager
-async def open_bare(db_url: str, doubles: Doubles, *, worker: bool, concurrency: int = 16) -> AsyncIterator[Target]:
-    """The bare webhook (and its worker when `worker`)."""
-    token = secrets.token_hex(16)
-    config = BareConfig(
+def bare_config(db_url: str, doubles: Doubles, token: str, *, worker: bool, concurrency: int = 16) -> BareConfig:
+    """The bare webhook's configuration against this run's doubles (its worker only with `worker`)."""
+    return BareConfig(
         db_url=db_url,
         model_url=doubles.model_url,
         twilio_url=doubles.twilio_url,
@@ -186,5 +184,12 @@ async def open_bare(db_url: str, doubles: Doubles, *, worker: bool, concurrency:
         worker=worker,
         concurrency=concurrency,
     )
+
+
+@asynccontextmanager
+async def open_bare(db_url: str, doubles: Doubles, *, worker: bool, concurrency: int = 16) -> AsyncIterator[Target]:
+    """The bare webhook (and its worker when `worker`)."""
+    token = secrets.token_hex(16)
+    config = bare_config(db_url, doubles, token, worker=worker, concurrency=concurrency)
     async with _serving(bare_webhook_app(config)) as (served, client):
         yield Target(BARE, db_url, client, token, doubles, prefix=new_prefix(), app=served)
