@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 
+from agent.event_texts import local_when
 from core.addresses import as_whatsapp_address
 from core.business import Business
 from prompts import render_localized
 from server.pipeline.outbox import Outbox
-from server.wording import local_when, staff_alert_variables
+from server.wording import staff_alert_variables
 from store.models import Appointment
 
 logger = logging.getLogger(__name__)

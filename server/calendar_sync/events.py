@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from agent.event_texts import calendly_event_description
 from core.business import Business
 from core.clock import Clock
 from integrations.calendly.webhook_models import CalendlyWebhook, InviteePayload
@@ -19,7 +20,7 @@ from server.calendar_sync.alerts import UnmatchedBookingAlert
 from server.calendar_sync.mirror import mirror_booking
 from server.ops.metrics import ServerMetrics
 from server.pipeline.reminders import ReminderScheduler
-from server.wording import calendly_event_description, template_variables
+from server.wording import template_variables
 from store.appointments import AppointmentRepository
 from store.calendar_events import CalendarEvent, CalendarEventRepository
 from store.clients import ClientRepository

@@ -11,12 +11,13 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
+from agent.event_texts import reminder_text
 from agent.tracing import TurnTracer
 from core.business import Business
 from core.clock import Clock
 from integrations.twilio.splitting import split_message
 from server.ops.metrics import ServerMetrics
-from server.wording import reminder_text, template_variables
+from server.wording import template_variables
 from store.models import Appointment
 from store.reminders import ReminderRepository
 

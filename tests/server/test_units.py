@@ -7,6 +7,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 
+from agent.event_texts import local_when
 from core.business import Business
 from core.urls import public_url
 from integrations.calendly.signature import CalendlySignatureError, calendly_signature, verify_calendly_signature
@@ -15,7 +16,7 @@ from integrations.twilio.models import TwilioInbound, TwilioStatusCallback, with
 from integrations.twilio.signature import twilio_signature_valid
 from integrations.twilio.splitting import split_message
 from server.http.auth import InvalidToken, mint_admin_token, verify_admin_token
-from server.wording import local_when, template_variables
+from server.wording import template_variables
 from tests.server.helpers import fixture_json, fixture_text
 
 VECTOR_URL = "https://mycompany.com/myapp.php?foo=1&bar=2"
