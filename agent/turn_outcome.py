@@ -26,6 +26,8 @@ Outcome = Literal[
     "failed",
 ]
 
+HANDED_OFF: Outcome = "handed_off"
+
 # When one turn did several things, the trace is labelled with the weightiest (a move is a booking and a release).
 _WRITE_OUTCOMES: tuple[Outcome, ...] = ("rescheduled", "booked", "cancelled", "handed_off")
 

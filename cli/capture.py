@@ -1,11 +1,4 @@
-"""`asistente eval`: run the recorded conversations (`asistente eval [NAMES]...`), or `asistente eval capture TARGET`.
-
-`eval` is a group so that it can have `capture`, yet `asistente eval NAME...` (the documented form) still runs the
-suite: Click parses a group's own arguments before it looks for a subcommand, so a group callback taking NAMES
-would swallow `capture` as a name. Instead the group sends any arguments that do not start with a subcommand's name
-to its `run` command (`asistente eval cancel_es` is `asistente eval run cancel_es`). A conversation cannot be named
-`run` or `capture` by that shorthand; `asistente eval run capture` would still reach it.
-"""
+"""`asistente eval capture TARGET`: a real conversation from the database, masked, as a scenario to correct."""
 
 from __future__ import annotations
 
@@ -13,14 +6,12 @@ import asyncio
 import sqlite3
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 from zoneinfo import ZoneInfo
 
 import psycopg
 import typer
-from typer.core import TyperGroup
 
-from cli import recorded
 from cli.config import fail, load_configuration, one_line
 from cli.db import CONNECT_TIMEOUT_SECONDS, DatabaseUnavailable, check_database, describe_database
 from core.timeutil import localize
@@ -29,19 +20,6 @@ from store.sqlite import sqlite_path
 
 if TYPE_CHECKING:
     from evals.capture import Captured, Window
-
-SUITE = "run"
-
-
-class SuiteByDefault(TyperGroup):
-    """A group whose arguments go to its `run` command unless they start with a subcommand's name (or --help)."""
-
-    # `ctx` is Click's Context, which Typer vendors under a private module name: typed loosely rather than by it.
-    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        """Prefix `run` to anything that is not a subcommand, so `eval [NAMES]... [OPTIONS]` runs the suite."""
-        if not args or (args[0] not in self.commands and args[0] not in ctx.help_option_names):
-            args = [SUITE, *args]
-        return super().parse_args(ctx, args)
 
 
 def _moment(value: str | None, option: str, tz: ZoneInfo) -> datetime | None:
@@ -76,17 +54,18 @@ def capture(
     ] = None,
     last: Annotated[int | None, typer.Option(min=1, help="Only the last N turns (no 24-hour limit then).")] = None,
     out: Annotated[
-        Path | None, typer.Option(help="File to write (default: evals/conversations/captured_<hash>.yaml).")
+        Path | None, typer.Option(help="File to write (default: evals/scenarios/captured_<hash>.yaml).")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite the file if it exists.")] = False,
 ) -> None:
-    """Turn a real conversation from DATABASE_URL into a recorded conversation (masked), to correct.
+    """Turn a real conversation from DATABASE_URL into an evaluation scenario (masked), to correct.
 
-    Its expected state is what happened; correct it into what should have happened, then record its cassette.
+    Its expectations are what happened; correct them into what should have happened, then record its cassette
+    (`asistente eval --live --record NAME`, or `asistente eval author NAME`).
     Default window: the 24 hours before the customer's last message (or up to the run's turn).
     """
+    from evals import scenario
     from evals.capture import CaptureError, Window
-    from evals.dataset import CONVERSATIONS_DIR
 
     settings, business = load_configuration()
     url = settings.database_url
@@ -103,7 +82,7 @@ def capture(
         raise fail(
             f"capture could not read {where}: {one_line(exc)} (is its schema up to date? `asistente db migrate`)"
         ) from None
-    path = out or CONVERSATIONS_DIR / f"{captured.name}.yaml"
+    path = out or scenario.SCENARIOS_DIR / f"{captured.name}.yaml"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w" if force else "x", encoding="utf-8") as file:
@@ -112,14 +91,5 @@ def capture(
         raise fail(f"{path} exists; pass --force to overwrite it") from None
     except OSError as exc:
         raise fail(f"cannot write {path}: {one_line(exc)}") from None
-    turns = len(captured.conversation.turns)
-    typer.echo(f"captured {turns} turn(s) to {path}; its expected state is what happened: review and correct it")
-
-
-eval_app = typer.Typer(
-    cls=SuiteByDefault,
-    help="Recorded conversations: `asistente eval [NAMES]...` runs them (as `eval run`); `eval capture` adds one.",
-    add_completion=False,
-)
-eval_app.command(SUITE)(recorded.evaluate)
-eval_app.command("capture")(capture)
+    turns = len(captured.scenario.script or ())
+    typer.echo(f"captured {turns} turn(s) to {path}; its expectations are what happened: review and correct them")

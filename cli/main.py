@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli import calendly, capture, chat, check, db, recorded, serve
+from cli import calendly, chat, check, db, evals, recorded, serve
 
 app = typer.Typer(help="Asistente: WhatsApp booking assistant.", no_args_is_help=True, add_completion=False)
 
@@ -42,7 +42,7 @@ app.command()(check.check)
 app.command()(serve.serve)
 app.command("worker")(serve.run_worker)
 app.command()(recorded.demo)
-app.add_typer(capture.eval_app, name="eval")  # `eval [NAMES]...` still runs the suite; also `eval capture`
+app.add_typer(evals.eval_app, name="eval")  # `eval [NAMES]...` still runs the suite; also `eval capture`
 app.command()(chat.chat)
 
 calendly_app = typer.Typer(help="Calendly integration.", no_args_is_help=True)

@@ -1,4 +1,4 @@
-"""Recorded conversations: `asistente demo` and `asistente eval`.
+"""The recorded quick-start conversation: `asistente demo` (`asistente eval` is cli/evals.py).
 
 Imports of `evals` stay inside the commands: the replay machinery (vcrpy) is only loaded by the commands that use it.
 """
@@ -14,17 +14,17 @@ import typer
 import yaml
 from pydantic import ValidationError
 
-from cli.config import environment_tracer, fail, load_configuration, one_line
+from cli.config import environment_tracer, fail, one_line
 
 # What a replay fails with outside a turn (failures inside one are the run's `error`): files that cannot be read
 # or written (the scratch directory, a missing or unreadable cassette), a cassette that is not YAML, the SQLite file.
 _REPLAY_FAILURES = (OSError, yaml.YAMLError, sqlite3.Error)
-_RECORDING = "a recorded conversation or its cassette"
+_RECORDING = "the demo scenario or its cassette"
 # Demo and eval traces go to their own LangSmith project, never among production's turns.
 EVAL_PROJECT_SUFFIX = "-eval"
 
 
-def _describe(exc: BaseException, source: str) -> str:
+def describe_failure(exc: BaseException, source: str) -> str:
     """One line for a failure loading or replaying recorded conversations; `source` says what was being read."""
     if isinstance(exc, ValidationError):
         # pydantic's text spans several lines per error; keep where and what, as `asistente check` does.
@@ -54,7 +54,7 @@ def demo(
         try:
             run = asyncio.run(run_demo(keep_dir or Path(scratch), tracer=tracer))
         except _REPLAY_FAILURES as exc:
-            raise fail(f"the demo could not run: {_describe(exc, _RECORDING)}") from None
+            raise fail(f"the demo could not run: {describe_failure(exc, _RECORDING)}") from None
         finally:
             if tracer is not None:
                 tracer.flush()
@@ -65,9 +65,9 @@ def demo(
         typer.echo(format_appointments(run))
     if not keep:
         typer.echo("(a temporary database, deleted now; `asistente demo --keep DIR` keeps it)")
-    if run.error or not run.fully_played:
-        why = run.error or "recorded answers left unused"
-        raise fail(f"the demo did not replay as recorded ({run.played}/{run.recorded} model answers): {why}")
+    problem = run.cassette_problem or run.error
+    if problem:
+        raise fail(f"the demo did not replay as recorded ({run.played}/{run.recorded} model answers): {problem}")
 
 
 def _keep_directory(keep: str) -> Path:
@@ -81,53 +81,3 @@ def _keep_directory(keep: str) -> Path:
     except OSError as exc:
         raise fail(f"--keep {keep}: cannot create the directory ({exc.strerror}); give another directory") from None
     return directory
-
-
-def evaluate(
-    names: Annotated[
-        list[str] | None, typer.Argument(help="Conversations to run (default: every one in evals/conversations).")
-    ] = None,
-    threshold: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Share of conversations that must pass for exit code 0.")
-    ] = 1.0,
-    record: Annotated[
-        bool,
-        typer.Option(
-            "--record",
-            envvar="ASISTENTE_RECORD",  # evals.RECORD_ENV
-            help="Re-record the cassettes from the real OpenAI API (needs OPENAI_API_KEY); see evals/replay.py.",
-        ),
-    ] = False,
-) -> None:
-    """Run recorded conversations through the real graph and tools with the model replayed; print a pass rate."""
-    import tempfile
-
-    from evals.dataset import CONVERSATIONS_DIR, load_conversations
-    from evals.runner import format_report, run_suite
-    from evals.session import check_recording_settings
-
-    record_with = load_configuration()[0] if record else None
-    try:
-        if record_with is not None:
-            check_recording_settings(record_with)
-        conversations = load_conversations(names or None)
-    except KeyError as exc:
-        raise fail(str(exc.args[0])) from None
-    except (ValueError, *_REPLAY_FAILURES) as exc:  # ValueError covers pydantic's ValidationError
-        raise fail(_describe(exc, f"a conversation in {CONVERSATIONS_DIR}")) from None
-    if not conversations:
-        # An empty (or unreadable: globbing it finds nothing) directory would otherwise "fail" at a 0% pass rate.
-        raise fail(f"no recorded conversations in {CONVERSATIONS_DIR}; is the installation complete?")
-    tracer = environment_tracer(project_suffix=EVAL_PROJECT_SUFFIX)
-    with tempfile.TemporaryDirectory(prefix="asistente-eval-") as scratch:
-        try:
-            report = asyncio.run(
-                run_suite(conversations, Path(scratch), threshold=threshold, record_with=record_with, tracer=tracer)
-            )
-        except _REPLAY_FAILURES as exc:
-            raise fail(f"eval could not run: {_describe(exc, _RECORDING)}") from None
-        finally:
-            if tracer is not None:
-                tracer.flush()
-    typer.echo(format_report(report))
-    raise typer.Exit(code=report.exit_code)

@@ -1,9 +1,6 @@
-"""Evaluations over recorded conversations: YAML datasets, OpenAI HTTP cassettes, typed evaluators, a runner.
+"""Evaluations: scenarios (evals/scenarios) run through the real graph, tools and store, the model replayed from
+fingerprinted cassettes (evals/cassettes), answering live, or facing a simulated customer; scored on the end state
+(tau-bench) with diagnostics beside it; reported as JSON and Markdown and, with a LangSmith key, as experiments.
 
-`asistente eval` runs every conversation in `evals/conversations/` through the real graph, tools and database with
-the model replayed from `evals/cassettes/`; `asistente demo` replays `demo_booking_es`. See `evals/replay.py` for how
-to re-record a cassette against the real API.
+Only `cli` imports this package; `asistente demo` uses the replay half without the `evals` extra. See docs/evals.md.
 """
-
-# Set to 1 (with a real OPENAI_API_KEY) to re-record cassettes instead of replaying them; see evals/replay.py.
-RECORD_ENV = "ASISTENTE_RECORD"

@@ -6,25 +6,32 @@ from pathlib import Path
 
 from agent.tracing import TurnTracer
 from core.timeutil import describe_moment
-from evals.dataset import CONVERSATIONS_DIR, load_conversation
-from evals.session import ConversationRun, TurnRecord, run_conversation
+from evals.agent_model import open_agent_model
+from evals.record import ScenarioRun, TurnRecord
+from evals.scenario import SCENARIOS_DIR, load_scenario
+from evals.session import ScriptedCustomer, run_scenario
 from tools.registry import WRITE_TOOLS
 
 DEMO_CONVERSATION = "demo_booking_es"
 _NAME_WIDTH = 11
 
 
-async def run_demo(directory: Path, *, tracer: TurnTracer | None = None) -> ConversationRun:
-    """Replay the demo conversation on a fresh SQLite database in `directory` (traced by `tracer`, if on)."""
-    conversation = load_conversation(CONVERSATIONS_DIR / f"{DEMO_CONVERSATION}.yaml")
-    return await run_conversation(conversation, directory, tracer=tracer, mode="demo")
+async def run_demo(directory: Path, *, tracer: TurnTracer | None = None) -> ScenarioRun:
+    """Replay the demo scenario on a fresh SQLite database in `directory` (traced by `tracer`, if on)."""
+    scenario = load_scenario(SCENARIOS_DIR / f"{DEMO_CONVERSATION}.yaml")
+    agent = open_agent_model("replay", scenario.cassette)
+    try:
+        customer = ScriptedCustomer(scenario.script or [])
+        return await run_scenario(scenario, directory, agent, customer, mode="demo", tracer=tracer)
+    finally:
+        await agent.aclose()
 
 
-def format_header(run: ConversationRun) -> str:
+def format_header(run: ScenarioRun) -> str:
     """What the demo runs on: the shipped example business, a replayed model, a throwaway SQLite file."""
-    cassette = run.conversation.cassette
+    cassette = run.scenario.cassette
     return (
-        f"Asistente demo: conversation {run.conversation.name!r} on the embedded defaults\n"
+        f"Asistente demo: conversation {run.scenario.name!r} on the embedded defaults\n"
         f"model replayed from evals/cassettes/{cassette.name} ({run.played}/{run.recorded} answers; "
         "no API key, no network) · local calendar · SQLite"
     )
@@ -37,22 +44,22 @@ def _chat_line(who: str, text: str) -> str:
     return "\n".join(lines)
 
 
-def format_transcript(run: ConversationRun) -> str:
+def format_transcript(run: ScenarioRun) -> str:
     """The conversation as a chat: customer and assistant lines, tool calls indented between them."""
-    conversation = run.conversation
-    customer = conversation.customer.profile_name or conversation.customer.wa_id
-    now = conversation.now.astimezone(run.timezone)
+    scenario = run.scenario
+    customer = scenario.customer.profile_name or scenario.customer.wa_id
+    now = scenario.now.astimezone(run.timezone)
     lines = [
-        f"WhatsApp · {conversation.customer.wa_id} ({customer}) · {describe_moment(now)} ({run.timezone.key})",
+        f"WhatsApp · {scenario.customer.wa_id} ({customer}) · {describe_moment(now)} ({run.timezone.key})",
         "",
     ]
     tool_indent = " " * (_NAME_WIDTH + 3)
     previous: TurnRecord | None = None
     for record in run.turns:
-        if record.turn.kind == "system":
-            lines.append(_chat_line("[evento]", record.turn.text))
+        if record.kind == "event":
+            lines.append(_chat_line("[evento]", record.text))
         else:
-            lines.append(_chat_line(customer, record.turn.text))
+            lines.append(_chat_line(customer, record.text))
         asked = [c.name for c in previous.tool_calls if c.name in WRITE_TOOLS] if previous else []
         if previous is not None and previous.awaiting_confirmation and record.changed_appointments and asked:
             lines.append(f"{tool_indent}✔ the customer confirmed: {asked[-1]} ran")
@@ -68,13 +75,13 @@ def format_transcript(run: ConversationRun) -> str:
     return "\n".join(lines).rstrip()
 
 
-def format_appointments(run: ConversationRun) -> str:
+def format_appointments(run: ScenarioRun) -> str:
     """The appointments table after the conversation, one row per appointment, times local to the business."""
     header = ("id", "service", f"start ({run.timezone.key})", "end", "status", "source", "price", "client")
     rows = [header]
     for a in run.appointments:
         start, end = a.start_at.astimezone(run.timezone), a.end_at.astimezone(run.timezone)
-        client = run.conversation.customer.wa_id if a.client_id == run.client_id else str(a.client_id)
+        client = run.wa_id_of(a) or "-"
         price = f"{a.price_eur:g} €" if a.price_eur is not None else "-"
         rows.append((a.id, a.service, f"{start:%Y-%m-%d %H:%M}", f"{end:%H:%M}", a.status, a.source, price, client))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]

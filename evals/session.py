@@ -1,107 +1,62 @@
-"""Running one recorded conversation through the real assistant and keeping everything the evaluators look at."""
+"""Running one scenario through the real assistant: a fresh store, the seed, the customer's turns (scripted or
+simulated), the calendar events between them, and everything the evaluators look at afterwards."""
 
 from __future__ import annotations
 
 import asyncio
-import json
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo
+from typing import Protocol
 
-from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 
-from agent.api import IncomingText, TurnResult
+from agent.api import IncomingText
 from agent.assistant import thread_config
-from agent.model import build_chat_model
 from agent.tracing import TurnTracer
-from core.business import example_business
+from core.business import Business, example_business, example_business_text, load_business
 from core.clock import FixedClock
-from core.settings import Settings
-from evals.dataset import Conversation, Turn
-from evals.replay import OPENAI_HOST, model_cassette
+from evals.agent_model import AgentModel
+from evals.events import apply_event
+from evals.record import ScenarioRun, SentMessage, ToolCallRecord, TurnRecord
+from evals.scenario import EVALS_DIR, Message, Scenario, ScriptTurn
 from evals.tracing import case_tracer
-from evals.wiring import (
-    DATABASE_FILE,
-    Wired,
-    open_migrated_database,
-    seed_appointments,
-    sqlite_url,
-    wire_assistant,
-)
-from store.models import Appointment
-from tools.whatsapp import OutboundKind
+from evals.wiring import DATABASE_FILE, Wired, open_migrated_database, seed_store, sqlite_url, wire_assistant
+
+DEFAULT_TIMEOUT_SECONDS = 120.0
+TIMED_OUT = "timed out after"
 
 
-@dataclass(frozen=True)
-class ToolCallRecord:
-    """A tool call the model made."""
+class CustomerSide(Protocol):
+    """Who writes the customer's messages: a script, or a simulated customer reading the assistant's replies."""
 
-    name: str
-    args: dict[str, Any]
-
-    def describe(self) -> str:
-        """`name(arg=value, ...)` for transcripts and reports."""
-        args = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in self.args.items() if v is not None)
-        return f"{self.name}({args})"
-
-
-@dataclass(frozen=True)
-class SentMessage:
-    """A WhatsApp message the agent handed to the sender (`send_whatsapp`)."""
-
-    wa_id: str
-    body: str
-    kind: OutboundKind
-
-
-@dataclass(frozen=True)
-class TurnRecord:
-    """One turn: what came in, what went out, and the appointments table before and after."""
-
-    turn: Turn
-    replies: tuple[str, ...]
-    awaiting_confirmation: bool
-    tool_calls: tuple[ToolCallRecord, ...]
-    sent: tuple[SentMessage, ...]
-    appointments_before: tuple[Appointment, ...]
-    appointments_after: tuple[Appointment, ...]
-
-    @property
-    def changed_appointments(self) -> bool:
-        """Whether the turn wrote to the appointments table."""
-        return self.appointments_before != self.appointments_after
+    async def next_turn(self, replies: Sequence[str]) -> list[Message] | None:
+        """The customer's next messages after `replies` (the assistant's answer to their last turn); None: done."""
+        ...
 
 
 @dataclass
-class ConversationRun:
-    """The outcome of a conversation: turns, final database rows, messages sent, and how the cassette was used."""
+class ScriptedCustomer:
+    """Plays a scenario's fixed script, one turn per call, whatever the assistant answered."""
 
-    conversation: Conversation
-    database_url: str
-    timezone: ZoneInfo
-    turns: list[TurnRecord]
-    appointments: list[Appointment]
-    sent: list[SentMessage]
-    client_id: int | None
-    played: int
-    recorded: int
-    fully_played: bool
-    error: str | None = None
+    script: Sequence[ScriptTurn]
+    played: int = 0
 
-    @property
-    def tool_calls(self) -> list[ToolCallRecord]:
-        """Every tool call of the conversation, in order."""
-        return [call for turn in self.turns for call in turn.tool_calls]
-
-    def customer_appointments(self) -> list[Appointment]:
-        """The conversation customer's appointments (any status), in start order."""
-        return [a for a in self.appointments if a.client_id is not None and a.client_id == self.client_id]
+    async def next_turn(self, replies: Sequence[str]) -> list[Message] | None:
+        """The next scripted turn, or None at the end of the script."""
+        if self.played >= len(self.script):
+            return None
+        self.played += 1
+        return self.script[self.played - 1].messages
 
 
-def replay_settings() -> Settings:
-    """Settings for replay: the defaults (the cassettes' model), no key, the OpenAI host; no environment read."""
-    return Settings.model_construct()
+def scenario_business(scenario: Scenario) -> tuple[Business, str]:
+    """The scenario's business (the shipped example unless it names a file) and its text, for groundedness."""
+    if scenario.business is None:
+        return example_business(), example_business_text()
+    path = EVALS_DIR / scenario.business
+    return load_business(path), path.read_text(encoding="utf-8")
 
 
 async def _messages(wired: Wired, wa_id: str) -> list[BaseMessage]:
@@ -109,34 +64,106 @@ async def _messages(wired: Wired, wa_id: str) -> list[BaseMessage]:
     return list(snapshot.values.get("messages", []))
 
 
-async def _run_turn(wired: Wired, conversation: Conversation, turn: Turn) -> TurnResult:
-    wa_id = conversation.customer.wa_id
-    if turn.kind == "system":
-        return await wired.assistant.system_turn(wa_id, turn.text)
-    messages = [IncomingText(body=turn.customer or "", button_payload=turn.button)]
-    return await wired.assistant.customer_turn(wa_id, messages, profile_name=conversation.customer.profile_name)
+def _calls(new: list[BaseMessage]) -> tuple[ToolCallRecord, ...]:
+    results = {m.tool_call_id: str(m.content) for m in new if isinstance(m, ToolMessage)}
+    return tuple(
+        ToolCallRecord(c["name"], dict(c["args"]), results.get(c["id"] or ""))
+        for m in new
+        if isinstance(m, AIMessage)
+        for c in m.tool_calls
+    )
 
 
-async def _play(wired: Wired, conversation: Conversation, turns: list[TurnRecord]) -> None:
-    wa_id = conversation.customer.wa_id
-    for turn in conversation.turns:
+def _count_usage(run: ScenarioRun, new: list[BaseMessage]) -> None:
+    for message in new:
+        if isinstance(message, AIMessage):
+            run.model_calls += 1
+            usage = message.usage_metadata
+            if usage is not None:
+                run.input_tokens += usage["input_tokens"]
+                run.output_tokens += usage["output_tokens"]
+
+
+async def _turn(wired: Wired, run: ScenarioRun, messages: list[Message] | None, event_text: str | None) -> TurnRecord:
+    """One customer turn (`messages`) or one system turn (`event_text`), recorded with its before and after."""
+    customer = run.scenario.customer
+    before = tuple(await wired.all_appointments())
+    seen = {m.id for m in await _messages(wired, customer.wa_id)}
+    sent_before = len(wired.sender.sent)
+    started = time.perf_counter()
+    if messages is not None:
+        incoming = [IncomingText(body=m.text, button_payload=m.button) for m in messages]
+        result = await wired.assistant.customer_turn(customer.wa_id, incoming, profile_name=customer.profile_name)
+    else:
+        result = await wired.assistant.system_turn(customer.wa_id, event_text or "")
+    elapsed = (time.perf_counter() - started) * 1000
+    new = [m for m in await _messages(wired, customer.wa_id) if m.id not in seen]
+    _count_usage(run, new)
+    return TurnRecord(
+        kind="customer" if messages is not None else "event",
+        messages=tuple(messages or ()),
+        event_text=event_text,
+        replies=result.replies,
+        awaiting_confirmation=result.awaiting_confirmation,
+        tool_calls=_calls(new),
+        tool_results=tuple(str(m.content) for m in new if isinstance(m, ToolMessage)),
+        sent=tuple(SentMessage(*item) for item in wired.sender.sent[sent_before:]),
+        appointments_before=before,
+        appointments_after=tuple(await wired.all_appointments()),
+        latency_ms=elapsed,
+    )
+
+
+async def _events(wired: Wired, run: ScenarioRun, after: int, done: set[int]) -> None:
+    for index, planned in enumerate(run.scenario.events):
+        if planned.after_turn > after or index in done:
+            continue
+        done.add(index)
         before = tuple(await wired.all_appointments())
-        seen = {m.id for m in await _messages(wired, wa_id)}
-        sent_before = len(wired.sender.sent)
-        result = await _run_turn(wired, conversation, turn)
-        new = [m for m in await _messages(wired, wa_id) if m.id not in seen]
-        calls = tuple(
-            ToolCallRecord(c["name"], dict(c["args"])) for m in new if isinstance(m, AIMessage) for c in m.tool_calls
-        )
-        sent = tuple(SentMessage(*item) for item in wired.sender.sent[sent_before:])
-        after = tuple(await wired.all_appointments())
-        turns.append(TurnRecord(turn, result.replies, result.awaiting_confirmation, calls, sent, before, after))
+        text, to_thread = await apply_event(wired, planned.event, run.scenario.customer.wa_id)
+        if to_thread:
+            record = await _turn(wired, run, None, text)
+            run.turns.append(TurnRecord(**{**record.__dict__, "event": planned.event, "appointments_before": before}))
+        else:
+            sent = (
+                tuple(SentMessage(*item) for item in wired.sender.sent[-1:]) if planned.event.kind == "reminder" else ()
+            )
+            after_rows = tuple(await wired.all_appointments())
+            run.turns.append(
+                TurnRecord(
+                    "event",
+                    event=planned.event,
+                    event_text=text,
+                    sent=sent,
+                    appointments_before=before,
+                    appointments_after=after_rows,
+                )
+            )
 
 
-def check_recording_settings(settings: Settings) -> None:
-    """Raise ValueError unless `settings` can record cassettes: a real key, and the real API (the replayed host)."""
-    if settings.openai_api_key is None or settings.openai_base_url is not None:
-        raise ValueError(f"recording needs OPENAI_API_KEY and the real API at {OPENAI_HOST} (unset OPENAI_BASE_URL)")
+def _reaching(turns: Sequence[TurnRecord], wa_id: str) -> tuple[str, ...]:
+    # What the customer read since their last turn: replies, and messages sent to them (a reminder, the notice of a
+    # Calendly change); a system turn has no replies, so nothing is counted twice.
+    return tuple(text for t in turns for text in (*t.replies, *(m.body for m in t.sent if m.wa_id == wa_id)))
+
+
+async def _play(wired: Wired, run: ScenarioRun, customer: CustomerSide) -> None:
+    done: set[int] = set()
+    answered = 0
+    wa_id = run.scenario.customer.wa_id
+    await _events(wired, run, 0, done)
+    replies: Sequence[str] = _reaching(run.turns, wa_id)
+    while answered < run.scenario.max_turns or isinstance(customer, ScriptedCustomer):
+        messages = await customer.next_turn(replies)
+        if not messages:
+            break
+        seen = len(run.turns)
+        run.turns.append(await _turn(wired, run, messages, None))
+        answered += 1
+        await _events(wired, run, answered, done)
+        replies = _reaching(run.turns[seen:], wa_id)
+    # Events planned after turns the customer never took still happen: the calendar does not wait for them.
+    await _events(wired, run, len(run.scenario.events) + answered + 10**6, done)
 
 
 def _fresh_directory(directory: Path) -> None:
@@ -146,52 +173,48 @@ def _fresh_directory(directory: Path) -> None:
         (directory / leftover).unlink(missing_ok=True)
 
 
-async def run_conversation(
-    conversation: Conversation,
+async def run_scenario(
+    scenario: Scenario,
     directory: Path,
+    agent: AgentModel,
+    customer: CustomerSide,
     *,
-    cassette: Path | None = None,
-    record_with: Settings | None = None,
+    mode: str,
+    trial: int = 1,
     tracer: TurnTracer | None = None,
-    mode: str = "replay",
-) -> ConversationRun:
-    """Replay `conversation` on a fresh embedded database in `directory` (record its cassette with `record_with`).
+    time_limit: float = DEFAULT_TIMEOUT_SECONDS,
+) -> ScenarioRun:
+    """Run `scenario` on a fresh SQLite database in `directory` with the agent's `agent` model.
 
-    A failure inside a turn (a request the cassette cannot answer, a tool error) ends the run and is reported in
-    `error`, so one broken conversation is a failed case, not a crashed suite.
+    A failure inside a turn (a stale cassette, a tool error) or the time limit ends the run and is reported in
+    `error`, so one broken scenario is a failed case, not a crashed suite.
     """
-    if record_with is not None:
-        check_recording_settings(record_with)
     await asyncio.to_thread(_fresh_directory, directory)
+    business, business_text = scenario_business(scenario)
     url = sqlite_url(directory)
-    model = build_chat_model(record_with or replay_settings())
-    clock = FixedClock(conversation.now)
-    turns: list[TurnRecord] = []
-    error: str | None = None
-    business = example_business()
-    settings = record_with or replay_settings()
-    traced = case_tracer(tracer, conversation.name, "record" if record_with else mode, business, settings.openai_model)
+    traced = case_tracer(tracer, scenario.name, mode, business, agent.name)
+    started = time.perf_counter()
     async with (
         open_migrated_database(url) as db,
-        wire_assistant(db, business, clock, model, tracer=traced) as wired,
+        wire_assistant(db, business, FixedClock(scenario.now), agent.model, tracer=traced) as wired,
     ):
-        await seed_appointments(wired, conversation.customer, conversation.seed)
-        with model_cassette(cassette or conversation.cassette, record=record_with is not None) as replay:
-            try:
-                await _play(wired, conversation, turns)
-            except Exception as exc:  # reported as this conversation's failure (see the docstring)
-                error = f"{type(exc).__name__}: {exc}"
-        client = await wired.clients.get(conversation.customer.wa_id)
-        return ConversationRun(
-            conversation=conversation,
-            database_url=url,
-            timezone=wired.business.tz,
-            turns=turns,
-            appointments=await wired.all_appointments(),
-            sent=[SentMessage(*item) for item in wired.sender.sent],
-            client_id=client.id if client else None,
-            played=replay.played,
-            recorded=replay.recorded,
-            fully_played=replay.fully_played,
-            error=error,
-        )
+        run = ScenarioRun(scenario, mode, trial, url, business.tz, business_text)
+        await seed_store(wired, scenario.customer.wa_id, scenario.customer.profile_name, scenario.seed)
+        try:
+            async with asyncio.timeout(time_limit):
+                await _play(wired, run, customer)
+        except TimeoutError:
+            run.error = f"{TIMED_OUT} {time_limit:g} s"
+        except Exception as exc:  # reported as this scenario's failure (see the docstring)
+            run.error = f"{type(exc).__name__}: {exc}"
+        run.latency_ms = (time.perf_counter() - started) * 1000
+        run.cassette_problem = agent.problem()
+        if agent.replay is not None:
+            run.played, run.recorded = agent.replay.played, agent.replay.recorded
+        run.appointments = await wired.all_appointments()
+        rows = await db.fetch_all("SELECT id, wa_id, name, email FROM clients")
+        run.clients = {int(row["id"]): str(row["wa_id"]) for row in rows}
+        run.client_profiles = {str(row["wa_id"]): {"name": row["name"], "email": row["email"]} for row in rows}
+        run.sent = [SentMessage(*item) for item in wired.sender.sent]
+        run.handoffs = list(wired.handoff.handoffs)
+        return run

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 from langchain_core.language_models import BaseChatModel
 
@@ -23,7 +24,7 @@ from booking.local_calendar import LocalCalendar
 from core.business import Business
 from core.clock import Clock
 from core.timeutil import localize
-from evals.dataset import Customer, SeedAppointment
+from evals.scenario import Seed, SeedClient
 from store import Database, open_database
 from store.appointments import AppointmentRepository, slot_starts
 from store.clients import ClientRepository
@@ -47,12 +48,24 @@ class Wired:
     sender: RecordingSender
     appointments: AppointmentRepository
     clients: ClientRepository
+    handoff: RecordingHandoff
 
     async def all_appointments(self) -> list[Appointment]:
         """Every appointment row, in start order."""
         rows = await self.db.fetch_all("SELECT id FROM appointments ORDER BY start_at, id")
         found = [await self.appointments.get(row["id"]) for row in rows]
         return [a for a in found if a is not None]
+
+
+@dataclass
+class RecordingHandoff:
+    """The staff channel of an evaluation: remembers each hand-off (who, why) instead of alerting anyone."""
+
+    handoffs: list[tuple[str, str]] = field(default_factory=list)
+
+    async def hand_off(self, wa_id: str, reason: str) -> None:
+        """Record the hand-off."""
+        self.handoffs.append((wa_id, reason))
 
 
 @asynccontextmanager
@@ -87,45 +100,89 @@ async def wire_assistant(
     clients = ClientRepository(db)
     sender = sender or RecordingSender()
     calendar = calendar or LocalCalendar(business, appointments, clock)
-    services = ToolServices(business, clock, calendar, clients, appointments, sender)
+    handoff = RecordingHandoff()
+    services = ToolServices(business, clock, calendar, clients, appointments, sender, handoff=handoff)
     async with open_checkpointer(db) as saver:
         graph = build_graph(model, services, saver)
         yield Wired(
-            Assistant(graph, services, tracer=tracer), graph, db, business, clock, sender, appointments, clients
+            Assistant(graph, services, tracer=tracer),
+            graph,
+            db,
+            business,
+            clock,
+            sender,
+            appointments,
+            clients,
+            handoff,
         )
 
 
-async def seed_appointments(wired: Wired, customer: Customer, seeds: Sequence[SeedAppointment]) -> None:
-    """Create the customer and their appointments as they were before the conversation, with the recorded ids."""
+async def seed_clients(wired: Wired, clients: Sequence[SeedClient]) -> None:
+    """Create the clients the salon already knows, with what they told before."""
     now = wired.clock.now()
-    client = await wired.clients.ensure(customer.wa_id, now=now, profile_name=customer.profile_name)
+    for seed in clients:
+        await wired.clients.ensure(seed.wa_id, now=now, profile_name=seed.profile_name)
+        if seed.name or seed.email or seed.language:
+            await wired.clients.update_profile(
+                seed.wa_id, now=now, name=seed.name, email=seed.email, language=seed.language
+            )
+
+
+async def add_appointment(
+    wired: Wired,
+    *,
+    appointment_id: str,
+    wa_id: str,
+    service_name: str,
+    start_local: datetime,
+    source: Literal["agent", "calendly", "staff"] = "agent",
+) -> None:
+    """Put a confirmed appointment with a known id on the calendar, claiming its seats as a booking would."""
+    now = wired.clock.now()
     business = wired.business
-    for seed in seeds:
-        service = business.find_service(seed.service)
-        if service is None:
-            raise ValueError(f"seed {seed.id}: unknown service {seed.service!r}")
-        start = localize(seed.start, business.tz)
-        end = start + timedelta(minutes=service.duration_minutes)
-        created = await wired.appointments.create(
-            client_id=client.id,
-            service=service.name,
-            start_at=start,
-            end_at=end,
-            source=seed.source,
-            calendar="local",
-            now=now,
-            price_eur=service.price_eur,
+    service = business.find_service(service_name)
+    if service is None:
+        raise ValueError(f"appointment {appointment_id}: unknown service {service_name!r}")
+    client = await wired.clients.ensure(wa_id, now=now)
+    start = localize(start_local, business.tz)
+    end = start + timedelta(minutes=service.duration_minutes)
+    created = await wired.appointments.create(
+        client_id=client.id,
+        service=service.name,
+        start_at=start,
+        end_at=end,
+        source=source,
+        calendar="local",
+        now=now,
+        price_eur=service.price_eur,
+    )
+    # Ids are random when booked; recorded model answers name the scenario's ids, so the row takes that id (no seat
+    # claims reference it yet), then claims its seats through the repository's own atomic move.
+    await wired.db.execute(
+        "UPDATE appointments SET id = :id WHERE id = :old", {"id": appointment_id, "old": created.id}
+    )
+    await wired.appointments.move(
+        appointment_id,
+        start_at=start,
+        end_at=end,
+        now=now,
+        claim_slots=slot_starts(start, end, business.slot_minutes),
+        capacity=business.capacity,
+    )
+
+
+async def seed_store(wired: Wired, customer_wa_id: str, profile_name: str | None, seed: Seed) -> None:
+    """The store before the first message: known clients, the customer, and the calendar."""
+    await seed_clients(wired, seed.clients)
+    await wired.clients.ensure(customer_wa_id, now=wired.clock.now(), profile_name=profile_name)
+    for appointment in seed.appointments:
+        await add_appointment(
+            wired,
+            appointment_id=appointment.id,
+            wa_id=appointment.client or customer_wa_id,
+            service_name=appointment.service,
+            start_local=appointment.start,
+            source=appointment.source,
         )
-        # Ids are random when booked; the recorded model answers name the seeded ones, so the row takes that id
-        # (no seat claims reference it yet), then claims its seats through the repository's own atomic move.
-        await wired.db.execute("UPDATE appointments SET id = :id WHERE id = :old", {"id": seed.id, "old": created.id})
-        await wired.appointments.move(
-            seed.id,
-            start_at=start,
-            end_at=end,
-            now=now,
-            claim_slots=slot_starts(start, end, business.slot_minutes),
-            capacity=business.capacity,
-        )
-        if seed.status == "cancelled":
-            await wired.appointments.cancel(seed.id, now=now, reason=seed.cancel_reason)
+        if appointment.status == "cancelled":
+            await wired.appointments.cancel(appointment.id, now=wired.clock.now(), reason=appointment.cancel_reason)

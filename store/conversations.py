@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict
 
 from store.database import Connection, Database, Work
 
+# `paused_by` of a conversation the assistant handed to staff (server/pipeline/handoff.py sets it; capture reads it).
+HANDOFF_PAUSED_BY = "assistant:handoff"
 _COLUMNS = "wa_id, paused, paused_by, paused_at, last_inbound_at, rate_notice_at, lease_owner, lease_until, updated_at"
 
 

@@ -15,8 +15,9 @@ What that client sends, read from its source (client.py, _internal/_operations.p
 - Feedback: `create_feedback` with a `trace_id` rides the tracing queue (a `feedback.<id>` part); without one it is
   `POST /feedback`. Both land in `feedback`. The client builds its return value locally and ignores our answer.
 
-- Datasets, examples, projects: enough for `create_dataset`, `create_examples` (multipart or bulk), `list_examples`,
-  `create_project` / `read_project` / `update_project` / `list_projects`, and `langsmith.evaluate` end to end.
+- Datasets, examples, projects: enough for `create_dataset`, `create_examples` and `update_examples` (multipart or
+  bulk), `delete_examples` / `delete_example` (soft: gone from listings), `list_examples`, `create_project` /
+  `read_project` / `update_project` / `list_projects`, and `langsmith.evaluate` / `aevaluate` end to end.
 
 Every request is recorded (`requests`), its body decoded per `Content-Encoding` (gzip, deflate, zstd); anything the
 double does not serve is answered 404 and listed in `unhandled`. `fail_next` makes the next requests fail.
@@ -544,6 +545,63 @@ class LangSmithDouble:
             return 404, {"detail": "Dataset not found"}
         return 201, {"count": len(stored), "example_ids": [e["id"] for e in stored], "as_of": _now()}
 
+    def _apply_example_updates(self, dataset_id: str | None, items: list[Json]) -> list[str] | None:
+        # An update overwrites the fields it names and keeps the rest (LangSmith's ExampleUpdate); the splits live
+        # in the metadata, so new metadata keeps the old splits unless the update names a split.
+        with self._lock:
+            examples = [self._examples.get(str(item["id"])) for item in items]
+            if any(e is None or (dataset_id is not None and e["dataset_id"] != dataset_id) for e in examples):
+                return None
+            for example, item in zip(examples, items, strict=True):
+                assert example is not None
+                split = item.get("split") or example["metadata"].get("dataset_split") or ["base"]
+                for field in ("inputs", "outputs", "metadata"):
+                    if item.get(field) is not None:
+                        example[field] = item[field]
+                example["metadata"] = {
+                    **(example["metadata"] or {}),
+                    "dataset_split": [split] if isinstance(split, str) else split,
+                }
+                example["modified_at"] = _now()
+            return [str(item["id"]) for item in items]
+
+    def _examples_multipart_patch(self, request: RecordedRequest, dataset_id: str) -> tuple[int, Any]:
+        grouped: dict[str, Json] = {}
+        for name, _, data in parse_multipart(request.decoded, request.headers.get("content-type", "")):
+            example_id, _, rest = name.partition(".")
+            fields = grouped.setdefault(example_id, {"id": example_id})
+            if rest.startswith("attachment"):
+                raise ValueError(f"attachment updates are not served by the double ({name!r})")
+            if rest:
+                fields[rest] = json.loads(data)
+            else:
+                fields.update(json.loads(data))
+        updated = self._apply_example_updates(dataset_id, list(grouped.values()))
+        if updated is None:
+            return 404, {"detail": "Example not found in this dataset"}
+        return 200, {"count": len(updated), "example_ids": updated, "as_of": _now()}
+
+    def _examples_bulk_patch(self, request: RecordedRequest) -> tuple[int, Any]:
+        updated = self._apply_example_updates(None, request.json())
+        if updated is None:
+            return 404, {"detail": "Example not found"}
+        return 200, {"message": f"{len(updated)} examples updated", "count": len(updated), "example_ids": updated}
+
+    def _examples_delete(self, request: RecordedRequest) -> tuple[int, Any]:
+        ids = request.query.get("example_ids") or []
+        with self._lock:
+            if not ids or any(i not in self._examples for i in ids):
+                return 404, {"detail": "Example not found"}
+            for example_id in ids:  # soft-deleted examples are no longer listed; the double just drops them
+                del self._examples[example_id]
+        return 200, {}
+
+    def _example_delete(self, request: RecordedRequest, example_id: str) -> tuple[int, Any]:
+        with self._lock:
+            if self._examples.pop(example_id, None) is None:
+                return 404, {"detail": "Example not found"}
+        return 200, {}
+
     def _examples_list(self, request: RecordedRequest) -> tuple[int, Any]:
         dataset, ids, splits = request.param("dataset"), request.query.get("id"), request.query.get("splits")
         wanted = json.loads(request.param("metadata") or "{}")
@@ -647,6 +705,10 @@ _ROUTES: list[tuple[str, str, _Route]] = [
     ("POST", f"/v1/platform/datasets/{_ID}/examples", LangSmithDouble._examples_multipart),
     ("GET", "/examples", LangSmithDouble._examples_list),
     ("GET", f"/examples/{_ID}", LangSmithDouble._example_get),
+    ("PATCH", f"/v1/platform/datasets/{_ID}/examples", LangSmithDouble._examples_multipart_patch),
+    ("PATCH", "/examples/bulk", LangSmithDouble._examples_bulk_patch),
+    ("DELETE", "/examples", LangSmithDouble._examples_delete),
+    ("DELETE", f"/examples/{_ID}", LangSmithDouble._example_delete),
     ("POST", "/sessions", LangSmithDouble._sessions_post),
     ("GET", "/sessions", LangSmithDouble._sessions_list),
     ("GET", f"/sessions/{_ID}", LangSmithDouble._session_get),

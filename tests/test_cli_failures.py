@@ -135,43 +135,55 @@ def evals_copy(tmp_path: Path) -> Path:
     return tmp_path / "evals"
 
 
-def test_eval_with_a_missing_cassette_fails_in_one_line(tmp_path: Path, evals_copy: Path) -> None:
+def assert_case_failure(outcome: Outcome, *fragments: str) -> str:
+    """A scenario that cannot run is a failed case (the others still run): exit 1, no traceback, and its one FAIL
+    line naming every fragment."""
+    assert "Traceback" not in outcome.stderr + outcome.stdout, outcome.stderr
+    assert outcome.code == 1, outcome
+    [line] = [line for line in outcome.stdout.splitlines() if line.startswith("FAIL ")]
+    assert all(fragment in line for fragment in fragments), line
+    return line
+
+
+def test_eval_with_a_missing_cassette_fails_that_case_in_one_line(tmp_path: Path, evals_copy: Path) -> None:
     (evals_copy / "cassettes" / "cancel_es.yaml").unlink()
-    outcome = run_cli("eval", "cancel_es", cwd=tmp_path)
-    assert_one_line_failure(outcome, "no cassette at", "cancel_es.yaml", "ASISTENTE_RECORD=1")
+    outcome = run_cli("eval", "cancel_es", "booking_en", cwd=tmp_path)
+    assert_case_failure(outcome, "cancel_es", "no cassette at", "cancel_es.yaml", "asistente eval --live --record")
+    assert "booking_en" in outcome.stdout and "FAIL booking_en" not in outcome.stdout
 
 
 def test_eval_with_a_cassette_directory_that_is_a_file_fails_in_one_line(tmp_path: Path, evals_copy: Path) -> None:
     shutil.rmtree(evals_copy / "cassettes")
     (evals_copy / "cassettes").write_text("")
     outcome = run_cli("eval", "cancel_es", cwd=tmp_path)
-    assert_one_line_failure(outcome, "no cassette at")
+    assert_case_failure(outcome, "no cassette at")
 
 
 def test_eval_with_a_cassette_that_is_not_yaml_fails_in_one_line(tmp_path: Path, evals_copy: Path) -> None:
     (evals_copy / "cassettes" / "cancel_es.yaml").write_text("interactions: [ {broken\n")
     outcome = run_cli("eval", "cancel_es", cwd=tmp_path)
-    assert_one_line_failure(outcome, "not valid YAML (line 2)")
+    assert_case_failure(outcome, "cancel_es.yaml is not valid YAML (line 2)")
 
 
-def test_eval_with_an_invalid_conversation_names_the_field(tmp_path: Path, evals_copy: Path) -> None:
-    (evals_copy / "conversations" / "broken.yaml").write_text(
-        "now: 2026-11-24T10:00:00+01:00\ncustomer: {wa_id: 'whatsapp:+34600000000'}\nturns: []\nexpect: {}\n"
+def test_eval_with_an_invalid_scenario_names_the_field(tmp_path: Path, evals_copy: Path) -> None:
+    (evals_copy / "scenarios" / "broken.yaml").write_text(
+        "description: x\nnow: 2026-11-24T10:00:00+01:00\ntags: {intent: book, language: es, difficulty: easy}\n"
+        "customer: {wa_id: 'whatsapp:+34600000000', persona: p, goal: g}\nscript: []\nexpect: {apointments: []}\n"
     )
     outcome = run_cli("eval", "broken", cwd=tmp_path)
-    assert_one_line_failure(outcome, "conversation", "turns:")
+    assert_one_line_failure(outcome, "scenario", "expect.apointments: Extra inputs are not permitted")
 
 
-def test_eval_with_no_conversations_says_so(tmp_path: Path, evals_copy: Path) -> None:
-    for path in (evals_copy / "conversations").glob("*.yaml"):
+def test_eval_with_no_scenarios_says_so(tmp_path: Path, evals_copy: Path) -> None:
+    for path in (evals_copy / "scenarios").glob("*.yaml"):
         path.unlink()
     outcome = run_cli("eval", cwd=tmp_path)
-    assert_one_line_failure(outcome, "no recorded conversations")
+    assert_one_line_failure(outcome, "no scenarios to run")
 
 
 def test_eval_with_an_unknown_name_lists_the_available_ones(tmp_path: Path) -> None:
     outcome = run_cli("eval", "nope", cwd=tmp_path)
-    assert_one_line_failure(outcome, "unknown conversation(s): nope", "demo_booking_es")
+    assert_one_line_failure(outcome, "unknown scenario(s): nope", "demo_booking_es")
 
 
 # --- BUSINESS_CONFIG --------------------------------------------------------------------------------------------

@@ -11,11 +11,11 @@ from core.quoting import MAX_CHARS
 from server.pipeline.outbox import Outbox, current_turn
 from server.wording import staff_alert_variables, staff_handoff_alert
 from store.clients import ClientRepository
-from store.conversations import ConversationRepository
+from store.conversations import HANDOFF_PAUSED_BY, ConversationRepository
 
 logger = logging.getLogger(__name__)
 
-PAUSED_BY = "assistant:handoff"
+PAUSED_BY = HANDOFF_PAUSED_BY
 
 
 class StaffAlertHandoff:

@@ -1,0 +1,63 @@
+"""Whether a run is also a LangSmith experiment, and the executor that makes it one.
+
+With a LangSmith key (LANGSMITH_API_KEY), the scenarios are synced to the dataset `<LANGSMITH_PROJECT>-scenarios`
+and the cases run through `langsmith.aevaluate` (evals/experiments.py), so the run appears as an experiment named
+after the mode and the prompt version, comparable with other prompt versions in LangSmith. Without a key, or with
+ASISTENTE_EVAL_EXPERIMENT=0, the local loop runs the cases.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable, Sequence
+
+from pydantic import ValidationError
+
+from core.settings import Settings, get_settings
+from evals.results import CaseResult
+from evals.runner import CaseRunner, RunOptions, run_meta
+from evals.scenario import Scenario
+
+EXPERIMENT_ENV = "ASISTENTE_EVAL_EXPERIMENT"
+Executor = Callable[[Sequence[Scenario], CaseRunner], Awaitable[list[CaseResult]]]
+
+
+def _settings() -> Settings | None:
+    try:
+        return get_settings()
+    except ValidationError:
+        return None  # the run itself says what is wrong where it matters; replay needs no configuration
+
+
+def experiment_executor(options: RunOptions, settings: Settings | None = None) -> Executor | None:
+    """An executor recording the run as a LangSmith experiment, or None (no key, or switched off)."""
+    settings = settings or _settings()
+    if settings is None or settings.langsmith_api_key is None or os.environ.get(EXPERIMENT_ENV, "1") == "0":
+        return None
+    from langsmith import Client
+
+    from evals.experiments import run_experiment
+
+    client = Client(api_url=str(settings.langsmith_endpoint), api_key=settings.langsmith_api_key.get_secret_value())
+    meta = run_meta([], options)
+
+    async def execute(scenarios: Sequence[Scenario], run_case: CaseRunner) -> list[CaseResult]:
+        version = run_meta(scenarios, options).prompt_version
+        return await run_experiment(
+            client,
+            scenarios,
+            run_case,
+            dataset_name=f"{settings.langsmith_project}-scenarios",
+            repetitions=options.trials,
+            max_concurrency=options.concurrency,
+            experiment_prefix=f"{options.mode}-{version}" + (f"-{options.label}" if options.label else ""),
+            metadata={
+                "prompt_version": version,
+                "agent_model": meta.agent_model,
+                "customer_model": meta.customer_model,
+                "mode": options.mode,
+                "trials": options.trials,
+            },
+        )
+
+    return execute

@@ -1,0 +1,62 @@
+"""`asistente eval` with a LangSmith key: the scenarios arrive as a dataset and the replay run as an experiment
+(runs per scenario and trial, feedback per check), at the local LangSmith double standing in for the endpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from core.settings import get_settings
+from tests.langsmith_double import FAKE_API_KEY, LangSmithDouble, clear_langsmith_env_cache
+
+NAMES = ["cancel_es", "booking_en"]
+
+
+@pytest.fixture
+def keyed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LangSmithDouble]:
+    """A LangSmith key and endpoint in the environment (tracing of turns off: only the experiment is sent)."""
+    with LangSmithDouble() as double:
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("LANGSMITH_API_KEY", FAKE_API_KEY)
+        monkeypatch.setenv("LANGSMITH_ENDPOINT", double.url)
+        monkeypatch.setenv("LANGSMITH_PROJECT", "salon")
+        monkeypatch.delenv("ASISTENTE_EVAL_EXPERIMENT", raising=False)
+        clear_langsmith_env_cache()
+        get_settings.cache_clear()
+        try:
+            yield double
+        finally:
+            get_settings.cache_clear()
+            clear_langsmith_env_cache()
+
+
+def test_a_replay_run_is_recorded_as_an_experiment_on_the_scenarios_dataset(
+    keyed: LangSmithDouble, tmp_path: Path
+) -> None:
+    result = CliRunner().invoke(app, ["eval", *NAMES, "--trials", "2", "--report-dir", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    [dataset] = [d for d in keyed.datasets.values() if d["name"] == "salon-scenarios"]
+    examples = [e for e in keyed.examples.values() if e["dataset_id"] == dataset["id"]]
+    assert sorted(e["inputs"]["scenario"] for e in examples) == sorted(NAMES)
+    [experiment] = [s for s in keyed.sessions.values() if s.get("reference_dataset_id") == dataset["id"]]
+    meta = experiment["extra"]["metadata"]
+    assert meta["mode"] == "replay" and meta["prompt_version"].startswith("p_") and meta["trials"] == 2
+    assert experiment["name"].startswith(f"replay-{meta['prompt_version']}")
+    runs = [r for r in keyed.roots() if r.get("session_name") == experiment["name"]]
+    assert len(runs) == 4  # 2 scenarios x 2 trials
+    scores = [f for f in keyed.feedback.values() if f["key"] == "passed"]
+    assert len(scores) == 4 and {f["score"] for f in scores} == {1}
+    assert {f["key"] for f in keyed.feedback.values()} >= {"final_state", "confirmed_first", "grounded"}
+
+
+def test_without_a_key_or_when_switched_off_no_experiment_is_sent(
+    keyed: LangSmithDouble, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ASISTENTE_EVAL_EXPERIMENT", "0")
+    result = CliRunner().invoke(app, ["eval", "cancel_es", "--report-dir", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    assert keyed.datasets == {} and keyed.sessions == {}
