@@ -82,15 +82,7 @@ class _Experiment:
         except Exception as exc:
             # One broken case must not end the experiment: it is recorded as failed, with the error.
             logger.exception("Scenario %s trial %d raised", scenario.name, trial)
-            error = f"{type(exc).__name__}: {exc}"
-            case = CaseResult(
-                scenario=scenario.name,
-                trial=trial,
-                tags=scenario.tags.labels(),
-                passed=False,
-                reason=f"error: {error}",
-                error=error,
-            )
+            case = CaseResult.not_run(scenario.name, trial, scenario.tags.labels(), f"{type(exc).__name__}: {exc}")
         with self._lock:
             self.cases[(scenario.name, trial)] = case
         return case_outputs(case)

@@ -69,6 +69,20 @@ class CaseResult(_Data):
     error: str | None = None
     transcript: list[Line] = []
 
+    @classmethod
+    def not_run(cls, scenario: str, trial: int, tags: list[str], error: str) -> CaseResult:
+        """A trial that could not run (no cassette, an exception): failed on `completed`, with the error."""
+        check = Check(name="completed", passed=False, decisive=True, reason=error)
+        return cls(
+            scenario=scenario,
+            trial=trial,
+            tags=tags,
+            passed=False,
+            reason=f"completed: {error}",
+            checks=[check],
+            error=error,
+        )
+
     @property
     def failed_checks(self) -> list[Check]:
         """Checks that did not pass (decisive first)."""

@@ -137,16 +137,7 @@ async def run_case(scenario: Scenario, trial: int, options: RunOptions) -> CaseR
 
 def _unrunnable(scenario: Scenario, trial: int, reason: str, options: RunOptions) -> CaseResult:
     # A missing or broken cassette fails this case with its reason; the other cases still run.
-    check = Check(name="completed", passed=False, decisive=True, reason=reason)
-    result = CaseResult(
-        scenario=scenario.name,
-        trial=trial,
-        tags=scenario.tags.labels(),
-        passed=False,
-        reason=f"completed: {reason}",
-        checks=[check],
-        error=reason,
-    )
+    result = CaseResult.not_run(scenario.name, trial, scenario.tags.labels(), reason)
     if options.on_case is not None:
         options.on_case(result)
     return result

@@ -83,22 +83,10 @@ def grounded_claims(run: ScenarioRun) -> Check:
     cancelled) appointment when the reply goes out."""
     customer = run.scenario.customer.wa_id
     for index, turn in enumerate(run.turns, start=1):
-        mine = [a for a in turn.appointments_after if run.wa_id_of(a) in (customer, None)]
-        has_confirmed = any(a.status == "confirmed" for a in mine)
-        has_cancelled = any(a.status == "cancelled" for a in mine)
+        statuses = {a.status for a in turn.appointments_after if run.wa_id_of(a) in (customer, None)}
         for text in (s for reply in turn.reaching_customer for s in _statements(reply)):
-            if _BOOKED.search(text) and not has_confirmed:
-                return Check(
-                    name="grounded",
-                    passed=False,
-                    decisive=True,
-                    reason=f"turn {index} claims a booking the store does not hold: {text[:80]!r}",
-                )
-            if _CANCELLED.search(text) and not has_cancelled:
-                return Check(
-                    name="grounded",
-                    passed=False,
-                    decisive=True,
-                    reason=f"turn {index} claims a cancellation the store does not hold: {text[:80]!r}",
-                )
+            for claim, status, what in ((_BOOKED, "confirmed", "booking"), (_CANCELLED, "cancelled", "cancellation")):
+                if claim.search(text) and status not in statuses:
+                    reason = f"turn {index} claims a {what} the store does not hold: {text[:80]!r}"
+                    return Check(name="grounded", passed=False, decisive=True, reason=reason)
     return Check(name="grounded", passed=True, decisive=True, reason="every booked/cancelled claim is in the store")

@@ -12,9 +12,10 @@ import subprocess
 import sys
 import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from tests.json_server import Answer, JsonServer
 
 REPO = Path(__file__).resolve().parent.parent
 GREETING = "¡Hola! ¿En qué te ayudo?"
@@ -60,35 +61,18 @@ class ModelDouble:
         self._arrived = threading.Condition()
         self._release = threading.Event()
         self._ids = itertools.count(1)
-        double = self
+        self._server = JsonServer(self._answer)
+        self.url, self.host = self._server.url, self._server.host
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with double._arrived:
-                    double.requests.append({"path": self.path, "body": body})
-                    step = double.script.pop(0) if double.script else text(GREETING)
-                    double._arrived.notify_all()
-                if step.hang:
-                    double._release.wait()  # until the test ends; the client gives up or is cancelled first
-                    return
-                self._send(step.status, double._payload(step))
-
-            def _send(self, status: int, payload: dict[str, Any]) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: object) -> None:
-                return None
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
-        self.host = f"127.0.0.1:{self._server.server_address[1]}"
+    def _answer(self, path: str, body: dict[str, Any]) -> Answer:
+        with self._arrived:
+            self.requests.append({"path": path, "body": body})
+            step = self.script.pop(0) if self.script else text(GREETING)
+            self._arrived.notify_all()
+        if step.hang:
+            self._release.wait()  # until the test ends; the client gives up or is cancelled first
+            return None
+        return step.status, self._payload(step)
 
     def _payload(self, step: Step) -> dict[str, Any]:
         if step.error is not None:
@@ -119,13 +103,12 @@ class ModelDouble:
         return str(users[-1]["content"])
 
     def __enter__(self) -> ModelDouble:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._release.set()
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
 
 def chat_env(tmp_path: Path, base_url: str, **extra: str) -> dict[str, str]:

@@ -35,6 +35,7 @@ import time
 import uuid
 import zlib
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -42,6 +43,7 @@ from typing import Any, Self, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import langsmith
+import pytest
 import zstandard
 from langsmith import utils as ls_utils
 
@@ -80,6 +82,29 @@ class RecordedRequest:
 def clear_langsmith_env_cache() -> None:
     """Forget langsmith's cached LANGSMITH_* lookups (`utils.get_env_var` is an lru_cache), after changing the env."""
     ls_utils.get_env_var.cache_clear()  # type: ignore[attr-defined]
+
+
+@contextmanager
+def langsmith_environment(
+    monkeypatch: pytest.MonkeyPatch, project: str = "salon", **env: str
+) -> Iterator[LangSmithDouble]:
+    """A LangSmith double, and the environment a user would set to reach it (key, endpoint, project, `env`), with
+    the settings and langsmith's env caches cleared on the way in and out."""
+    from core.settings import get_settings
+
+    with LangSmithDouble() as double:
+        monkeypatch.setenv("LANGSMITH_API_KEY", FAKE_API_KEY)
+        monkeypatch.setenv("LANGSMITH_ENDPOINT", double.url)
+        monkeypatch.setenv("LANGSMITH_PROJECT", project)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        clear_langsmith_env_cache()
+        get_settings.cache_clear()
+        try:
+            yield double
+        finally:
+            get_settings.cache_clear()
+            clear_langsmith_env_cache()
 
 
 def decode_body(raw: bytes, content_encoding: str) -> bytes:

@@ -14,7 +14,7 @@ from cli.main import app
 from core.settings import get_settings
 from evals.scenario import load_scenarios
 from tests.chat_harness import GREETING, ModelDouble
-from tests.langsmith_double import FAKE_API_KEY, Json, LangSmithDouble, clear_langsmith_env_cache
+from tests.langsmith_double import FAKE_API_KEY, Json, LangSmithDouble, langsmith_environment
 
 # The scenarios' customer numbers (evals/scenarios/*.yaml), as digits.
 RECORDED_NUMBERS = tuple(s.customer.wa_id.removeprefix("whatsapp:+") for s in load_scenarios(None))
@@ -23,21 +23,14 @@ RECORDED_NUMBERS = tuple(s.customer.wa_id.removeprefix("whatsapp:+") for s in lo
 @pytest.fixture
 def traced_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LangSmithDouble]:
     """Tracing on, from the environment as a user would turn it on, against the LangSmith double."""
-    with LangSmithDouble() as double:
-        monkeypatch.chdir(tmp_path)
-        monkeypatch.setenv("LANGSMITH_TRACING", "true")
-        monkeypatch.setenv("LANGSMITH_API_KEY", FAKE_API_KEY)
-        monkeypatch.setenv("LANGSMITH_ENDPOINT", double.url)
-        monkeypatch.setenv("LANGSMITH_PROJECT", "salon")
-        monkeypatch.setenv("ASISTENTE_EVAL_EXPERIMENT", "0")  # turn traces only (experiments: tests/evals)
-        monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'chat.db'}")
-        clear_langsmith_env_cache()
-        get_settings.cache_clear()
-        try:
-            yield double
-        finally:
-            get_settings.cache_clear()
-            clear_langsmith_env_cache()
+    monkeypatch.chdir(tmp_path)
+    env = {
+        "LANGSMITH_TRACING": "true",
+        "ASISTENTE_EVAL_EXPERIMENT": "0",  # turn traces only (experiments: tests/evals)
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'chat.db'}",
+    }
+    with langsmith_environment(monkeypatch, **env) as double:
+        yield double
 
 
 def ended_roots(double: LangSmithDouble, at_least: int) -> list[Json]:

@@ -21,10 +21,10 @@ import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
 from evals.simulated_customer import CUSTOMER_MARKER, STOP
+from tests.json_server import JsonServer
 
 Json = dict[str, Any]
 Role = Literal["agent", "customer", "judge", "unknown"]
@@ -84,25 +84,8 @@ class OpenAIDouble:
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        double = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                status, payload = double.answer(self.path, body)
-                data = json.dumps(payload, ensure_ascii=False).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: object) -> None:
-                return None
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+        self._server = JsonServer(self.answer)
+        self.url = self._server.url
 
     def answer(self, path: str, body: Json) -> tuple[int, Json]:
         """The HTTP status and JSON answer for one request, recorded with the role it went to."""
@@ -147,12 +130,11 @@ class OpenAIDouble:
             return [r for r in self.received if r.role == role]
 
     def __enter__(self) -> OpenAIDouble:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
 
 # --- Policies -------------------------------------------------------------------------------------------------------

@@ -10,8 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from core.settings import get_settings
-from tests.langsmith_double import FAKE_API_KEY, LangSmithDouble, clear_langsmith_env_cache
+from tests.langsmith_double import LangSmithDouble, langsmith_environment
 
 NAMES = ["cancel_es", "booking_en"]
 
@@ -19,19 +18,10 @@ NAMES = ["cancel_es", "booking_en"]
 @pytest.fixture
 def keyed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LangSmithDouble]:
     """A LangSmith key and endpoint in the environment (tracing of turns off: only the experiment is sent)."""
-    with LangSmithDouble() as double:
-        monkeypatch.chdir(tmp_path)
-        monkeypatch.setenv("LANGSMITH_API_KEY", FAKE_API_KEY)
-        monkeypatch.setenv("LANGSMITH_ENDPOINT", double.url)
-        monkeypatch.setenv("LANGSMITH_PROJECT", "salon")
-        monkeypatch.delenv("ASISTENTE_EVAL_EXPERIMENT", raising=False)
-        clear_langsmith_env_cache()
-        get_settings.cache_clear()
-        try:
-            yield double
-        finally:
-            get_settings.cache_clear()
-            clear_langsmith_env_cache()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ASISTENTE_EVAL_EXPERIMENT", raising=False)
+    with langsmith_environment(monkeypatch) as double:
+        yield double
 
 
 def test_a_replay_run_is_recorded_as_an_experiment_on_the_scenarios_dataset(

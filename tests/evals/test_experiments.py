@@ -270,4 +270,7 @@ async def test_a_case_that_raises_is_recorded_as_failed(
         ("talk_to_owner", False, "RuntimeError: model unavailable"),
     ]
     failed = next(r for r in double.roots() if (r.get("outputs") or {}).get("error"))
-    assert feedback_by_run(double)[failed["id"]] == {"passed": (0, "error: RuntimeError: model unavailable")}
+    assert feedback_by_run(double)[failed["id"]] == {
+        "passed": (0, "completed: RuntimeError: model unavailable"),
+        "completed": (0, "RuntimeError: model unavailable"),
+    }
