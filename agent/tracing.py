@@ -42,6 +42,17 @@ def app_version() -> str:
         return "unknown"
 
 
+def langsmith_client(settings: Settings) -> Client:
+    """A LangSmith client for LANGSMITH_ENDPOINT and the key (which must be set), masking personal data in
+    everything it sends unless LANGSMITH_MASK_PII=false: traces, and evaluation experiments too."""
+    assert settings.langsmith_api_key is not None, "langsmith_client needs LANGSMITH_API_KEY"
+    return Client(
+        api_url=str(settings.langsmith_endpoint).rstrip("/"),
+        api_key=settings.langsmith_api_key.get_secret_value(),
+        anonymizer=_anonymizer() if settings.langsmith_mask_pii else None,
+    )
+
+
 def _anonymizer() -> Any:
     # The whole depth: LangChain messages nest deeper than LangSmith's default of 10, and deeper strings would be
     # skipped (sent unmasked), not masked.
@@ -136,12 +147,7 @@ class TurnTracer:
         project = project or settings.langsmith_project
         if not settings.langsmith_tracing or settings.langsmith_api_key is None:
             return cls(None, project, labels=labels, hash_key=key)
-        client = Client(
-            api_url=str(settings.langsmith_endpoint).rstrip("/"),
-            api_key=settings.langsmith_api_key.get_secret_value(),
-            anonymizer=_anonymizer() if settings.langsmith_mask_pii else None,
-        )
-        return cls(client, project, labels=labels, hash_key=key)
+        return cls(langsmith_client(settings), project, labels=labels, hash_key=key)
 
     def labelled(self, labels: TraceLabels, *, project: str | None = None) -> TurnTracer:
         """The same client and customer hashing under other labels (and project): an evaluation case, a chat."""

@@ -34,11 +34,10 @@ def experiment_executor(options: RunOptions, settings: Settings | None = None) -
     settings = settings or _settings()
     if settings is None or settings.langsmith_api_key is None or os.environ.get(EXPERIMENT_ENV, "1") == "0":
         return None
-    from langsmith import Client
-
+    from agent.tracing import langsmith_client
     from evals.experiments import run_experiment
 
-    client = Client(api_url=str(settings.langsmith_endpoint), api_key=settings.langsmith_api_key.get_secret_value())
+    client = langsmith_client(settings)  # masked like production traces
     meta = run_meta([], options)
 
     async def execute(scenarios: Sequence[Scenario], run_case: CaseRunner) -> list[CaseResult]:

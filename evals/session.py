@@ -88,6 +88,9 @@ async def _turn(wired: Wired, run: ScenarioRun, messages: list[Message] | None, 
     """One customer turn (`messages`) or one system turn (`event_text`), recorded with its before and after."""
     customer = run.scenario.customer
     before = tuple(await wired.all_appointments())
+    if messages is not None and wired.handoff.handoffs:
+        # As in production, a conversation handed to staff is paused: the customer's messages wait for a person.
+        return TurnRecord("customer", messages=tuple(messages), appointments_before=before, appointments_after=before)
     seen = {m.id for m in await _messages(wired, customer.wa_id)}
     sent_before = len(wired.sender.sent)
     started = time.perf_counter()

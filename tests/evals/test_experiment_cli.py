@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
+from core.settings import get_settings
 from tests.langsmith_double import LangSmithDouble, langsmith_environment
 
 NAMES = ["cancel_es", "booking_en"]
@@ -50,3 +51,18 @@ def test_without_a_key_or_when_switched_off_no_experiment_is_sent(
     result = CliRunner().invoke(app, ["eval", "cancel_es", "--report-dir", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
     assert keyed.datasets == {} and keyed.sessions == {}
+
+
+@pytest.mark.parametrize("masked", [True, False])
+def test_experiment_runs_are_masked_like_traces(
+    keyed: LangSmithDouble, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, masked: bool
+) -> None:
+    # The reply gives the salon's phone number: in the experiment's runs it is masked, as in production traces
+    # (and only LANGSMITH_MASK_PII=false lets it through).
+    monkeypatch.setenv("LANGSMITH_MASK_PII", str(masked).lower())
+    get_settings.cache_clear()
+    result = CliRunner().invoke(app, ["eval", "cancel_inside_window_es", "--report-dir", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    [run] = [r for r in keyed.roots() if r.get("name") == "AsyncTarget"]
+    replies = " ".join(run["outputs"]["replies"])
+    assert ("+34910000000" in replies) is not masked and ("+***000" in replies) is masked
