@@ -34,6 +34,12 @@ def reminder_text(
     )
 
 
+def event_when(moment: datetime, business: Business) -> str:
+    """'2026-11-26 10:00 (Europe/Madrid)': a moment as a Calendly event's description gives it to the model."""
+    local = moment.astimezone(business.tz)
+    return f"{local:%Y-%m-%d %H:%M} ({business.timezone})"
+
+
 # Facts we produce ourselves; everything else about a Calendly event (service or event name, who cancelled and
 # why) was typed by someone outside and reaches the model only inside the event's data block.
 _OWN_FACTS = ("appointment_id", "when", "old_when")

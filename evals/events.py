@@ -4,20 +4,12 @@ or the server's own reminder goes out."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from agent.event_texts import calendly_event_description, reminder_text
+from agent.event_texts import calendly_event_description, event_when, reminder_text
 from core.timeutil import localize
 from evals.scenario import CalendlyCancelled, CalendlyMoved, EventKind, ReminderSent, SlotTaken
 from evals.wiring import Wired, add_appointment
 from store.appointments import slot_starts
 from store.models import Appointment
-
-
-def _when(wired: Wired, moment: datetime) -> str:
-    # As server/calendar_sync/events.py words it.
-    local = moment.astimezone(wired.business.tz)
-    return f"{local:%Y-%m-%d %H:%M} ({wired.business.timezone})"
 
 
 async def _appointment(wired: Wired, appointment_id: str) -> Appointment:
@@ -36,7 +28,7 @@ async def _cancelled(wired: Wired, event: CalendlyCancelled) -> str:
         "calendly_cancelled",
         service=cancelled.service,
         appointment_id=cancelled.id,
-        when=_when(wired, cancelled.start_at),
+        when=event_when(cancelled.start_at, wired.business),
         by=event.canceled_by,
         who=event.canceler_type,
         reason=event.reason,
@@ -60,8 +52,8 @@ async def _moved(wired: Wired, event: CalendlyMoved) -> str:
         "calendly_moved",
         service=before.service,
         appointment_id=before.id,
-        old_when=_when(wired, before.start_at),
-        when=_when(wired, start),
+        old_when=event_when(before.start_at, wired.business),
+        when=event_when(start, wired.business),
     )
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from agent.event_texts import calendly_event_description
+from agent.event_texts import calendly_event_description, event_when
 from core.business import Business
 from core.clock import Clock
 from integrations.calendly.webhook_models import CalendlyWebhook, InviteePayload
@@ -166,8 +166,8 @@ class CalendlyEventProcessor:
                 "calendly_moved",
                 service=appointment.service,
                 appointment_id=appointment.id,
-                old_when=self._when(previous.start_at),
-                when=self._when(appointment.start_at),
+                old_when=event_when(previous.start_at, self._business),
+                when=event_when(appointment.start_at, self._business),
             )
             injected = await self._inject(appointment, event, description, "confirmation")
             return Outcome("processed", "appointment rescheduled", appointment.id, injected)
@@ -175,7 +175,7 @@ class CalendlyEventProcessor:
             "calendly_booked",
             service=appointment.service,
             appointment_id=appointment.id,
-            when=self._when(appointment.start_at),
+            when=event_when(appointment.start_at, self._business),
         )
         injected = await self._inject(appointment, event, description, "confirmation")
         return Outcome("processed", "appointment booked on Calendly", appointment.id, injected)
@@ -199,7 +199,7 @@ class CalendlyEventProcessor:
             "calendly_cancelled",
             service=cancelled.service,
             appointment_id=cancelled.id,
-            when=self._when(cancelled.start_at),
+            when=event_when(cancelled.start_at, self._business),
             by=by,
             who=who,
             reason=reason,
@@ -229,7 +229,3 @@ class CalendlyEventProcessor:
         if self._on_injected is not None:
             self._on_injected()
         return True
-
-    def _when(self, moment: datetime) -> str:
-        local = moment.astimezone(self._business.tz)
-        return f"{local:%Y-%m-%d %H:%M} ({self._business.timezone})"
