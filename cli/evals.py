@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -141,8 +142,8 @@ def _run(scenarios: list[Scenario], options: RunOptions) -> RunReport:
         def done(case: object) -> None:
             progress.advance(task)
 
-        running = type(options)(**{**options.__dict__, "on_case": done})
-        executor = experiment_executor(running)
+        running = replace(options, on_case=done)
+        executor = experiment_executor()
         return asyncio.run(run_suite(scenarios, running, executor=executor))
 
 

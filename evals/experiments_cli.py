@@ -9,17 +9,16 @@ ASISTENTE_EVAL_EXPERIMENT=0, the local loop runs the cases.
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 
 from pydantic import ValidationError
 
 from core.settings import Settings, get_settings
-from evals.results import CaseResult
-from evals.runner import CaseRunner, RunOptions, run_meta
+from evals.results import CaseResult, RunMeta
+from evals.runner import CaseRunner, Executor
 from evals.scenario import Scenario
 
 EXPERIMENT_ENV = "ASISTENTE_EVAL_EXPERIMENT"
-Executor = Callable[[Sequence[Scenario], CaseRunner], Awaitable[list[CaseResult]]]
 
 
 def _settings() -> Settings | None:
@@ -29,7 +28,7 @@ def _settings() -> Settings | None:
         return None  # the run itself says what is wrong where it matters; replay needs no configuration
 
 
-def experiment_executor(options: RunOptions, settings: Settings | None = None) -> Executor | None:
+def experiment_executor(settings: Settings | None = None) -> Executor | None:
     """An executor recording the run as a LangSmith experiment, or None (no key, or switched off)."""
     settings = settings or _settings()
     if settings is None or settings.langsmith_api_key is None or os.environ.get(EXPERIMENT_ENV, "1") == "0":
@@ -38,24 +37,24 @@ def experiment_executor(options: RunOptions, settings: Settings | None = None) -
     from evals.experiments import run_experiment
 
     client = langsmith_client(settings)  # masked like production traces
-    meta = run_meta([], options)
 
-    async def execute(scenarios: Sequence[Scenario], run_case: CaseRunner) -> list[CaseResult]:
-        version = run_meta(scenarios, options).prompt_version
+    async def execute(scenarios: Sequence[Scenario], run_case: CaseRunner, meta: RunMeta) -> list[CaseResult]:
+        version = meta.prompt_version
+        label = f"-{meta.label}" if meta.label else ""
         return await run_experiment(
             client,
             scenarios,
             run_case,
             dataset_name=f"{settings.langsmith_project}-scenarios",
-            repetitions=options.trials,
-            max_concurrency=options.concurrency,
-            experiment_prefix=f"{options.mode}-{version}" + (f"-{options.label}" if options.label else ""),
+            repetitions=meta.trials,
+            max_concurrency=meta.concurrency,
+            experiment_prefix=f"{meta.mode}-{version}{label}",
             metadata={
                 "prompt_version": version,
                 "agent_model": meta.agent_model,
                 "customer_model": meta.customer_model,
-                "mode": options.mode,
-                "trials": options.trials,
+                "mode": meta.mode,
+                "trials": meta.trials,
             },
         )
 

@@ -29,6 +29,8 @@ from evals.scoring import score, verdict
 from evals.session import DEFAULT_TIMEOUT_SECONDS, CustomerSide, ScriptedCustomer, run_scenario, scenario_business
 
 CaseRunner = Callable[[Scenario, int], Awaitable[CaseResult]]
+# Runs the cases instead of the local loop (LangSmith experiments), given the run's meta.
+Executor = Callable[[Sequence[Scenario], CaseRunner, RunMeta], Awaitable[list[CaseResult]]]
 
 
 @dataclass(frozen=True)
@@ -94,10 +96,18 @@ async def _judged(run: ScenarioRun, options: RunOptions) -> list[Check]:
 
 async def run_case(scenario: Scenario, trial: int, options: RunOptions) -> CaseResult:
     """One trial of one scenario on its own database, scored (and its cassette written when recording)."""
+    result = await _case(scenario, trial, options)
+    if options.on_case is not None:
+        options.on_case(result)
+    return result
+
+
+async def _case(scenario: Scenario, trial: int, options: RunOptions) -> CaseResult:
     try:
         agent: AgentModel = open_agent_model(options.mode, scenario.cassette, options.agent_settings)
     except (CassetteError, FileNotFoundError) as exc:
-        return _unrunnable(scenario, trial, str(exc), options)
+        # A missing or broken cassette fails this case with its reason; the other cases still run.
+        return CaseResult.not_run(scenario.name, trial, scenario.tags.labels(), str(exc))
     try:
         run = await run_scenario(
             scenario,
@@ -116,7 +126,7 @@ async def run_case(scenario: Scenario, trial: int, options: RunOptions) -> CaseR
     passed, reason = verdict(checks)
     if options.mode in ("record", "author") and run.error is None:
         agent.save(scenario.cassette)
-    result = CaseResult(
+    return CaseResult(
         scenario=scenario.name,
         trial=trial,
         tags=scenario.tags.labels(),
@@ -130,17 +140,6 @@ async def run_case(scenario: Scenario, trial: int, options: RunOptions) -> CaseR
         error=run.error,
         transcript=_transcript(run),
     )
-    if options.on_case is not None:
-        options.on_case(result)
-    return result
-
-
-def _unrunnable(scenario: Scenario, trial: int, reason: str, options: RunOptions) -> CaseResult:
-    # A missing or broken cassette fails this case with its reason; the other cases still run.
-    result = CaseResult.not_run(scenario.name, trial, scenario.tags.labels(), reason)
-    if options.on_case is not None:
-        options.on_case(result)
-    return result
 
 
 def run_meta(scenarios: Sequence[Scenario], options: RunOptions) -> RunMeta:
@@ -176,7 +175,7 @@ async def run_suite(
     scenarios: Sequence[Scenario],
     options: RunOptions,
     *,
-    executor: Callable[[Sequence[Scenario], CaseRunner], Awaitable[list[CaseResult]]] | None = None,
+    executor: Executor | None = None,
 ) -> RunReport:
     """Run every scenario `options.trials` times and gather the report; `executor` (LangSmith experiments) runs
     the cases instead of the local loop when given."""
@@ -184,10 +183,5 @@ async def run_suite(
     if executor is None:
         cases = await run_cases(scenarios, options)
     else:
-        cases = await executor(scenarios, lambda scenario, trial: run_case(scenario, trial, options))
-    return RunReport(meta=replace_finished(meta), cases=cases)
-
-
-def replace_finished(meta: RunMeta) -> RunMeta:
-    """`meta` with the finishing time set now."""
-    return meta.model_copy(update={"finished_at": datetime.now(UTC)})
+        cases = await executor(scenarios, lambda scenario, trial: run_case(scenario, trial, options), meta)
+    return RunReport(meta=meta.model_copy(update={"finished_at": datetime.now(UTC)}), cases=cases)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -117,31 +117,29 @@ async def _turn(wired: Wired, run: ScenarioRun, messages: list[Message] | None, 
     )
 
 
-async def _events(wired: Wired, run: ScenarioRun, after: int, done: set[int]) -> None:
+async def _events(wired: Wired, run: ScenarioRun, after: int | None, done: set[int]) -> None:
+    """Apply the events due once `after` customer turns were answered (None: every event not applied yet)."""
     for index, planned in enumerate(run.scenario.events):
-        if planned.after_turn > after or index in done:
+        if index in done or (after is not None and planned.after_turn > after):
             continue
         done.add(index)
         before = tuple(await wired.all_appointments())
+        sent_before = len(wired.sender.sent)
         text, to_thread = await apply_event(wired, planned.event, run.scenario.customer.wa_id)
         if to_thread:
             record = await _turn(wired, run, None, text)
-            run.turns.append(TurnRecord(**{**record.__dict__, "event": planned.event, "appointments_before": before}))
-        else:
-            sent = (
-                tuple(SentMessage(*item) for item in wired.sender.sent[-1:]) if planned.event.kind == "reminder" else ()
+            run.turns.append(replace(record, event=planned.event, appointments_before=before))
+            continue
+        run.turns.append(
+            TurnRecord(
+                "event",
+                event=planned.event,
+                event_text=text,
+                sent=tuple(SentMessage(*item) for item in wired.sender.sent[sent_before:]),
+                appointments_before=before,
+                appointments_after=tuple(await wired.all_appointments()),
             )
-            after_rows = tuple(await wired.all_appointments())
-            run.turns.append(
-                TurnRecord(
-                    "event",
-                    event=planned.event,
-                    event_text=text,
-                    sent=sent,
-                    appointments_before=before,
-                    appointments_after=after_rows,
-                )
-            )
+        )
 
 
 def _reaching(turns: Sequence[TurnRecord], wa_id: str) -> tuple[str, ...]:
@@ -166,7 +164,7 @@ async def _play(wired: Wired, run: ScenarioRun, customer: CustomerSide) -> None:
         await _events(wired, run, answered, done)
         replies = _reaching(run.turns[seen:], wa_id)
     # Events planned after turns the customer never took still happen: the calendar does not wait for them.
-    await _events(wired, run, len(run.scenario.events) + answered + 10**6, done)
+    await _events(wired, run, None, done)
 
 
 def _fresh_directory(directory: Path) -> None:
