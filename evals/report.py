@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC
-from math import floor
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -43,7 +42,7 @@ def summary(report: RunReport) -> dict[str, object]:
         "scenarios": {name: report.aggregate([name]).model_dump(mode="json") for name in report.by_scenario()},
         "tags": {tag: agg.model_dump(mode="json") for tag, agg in report.by_tag().items()},
         "usage": report.usage.model_dump(mode="json"),
-        "latency_p50_ms": report.latency_p50_ms(),
+        "latency_ms": {"p50": report.latency_ms(50), "p95": report.latency_ms(95)},
     }
 
 
@@ -99,17 +98,6 @@ def failure_reason(cases: list[CaseResult]) -> str:
     return ""
 
 
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (q in 0..100), interpolated between ranks as `statistics.median` does; 0 for none."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100
-    low = floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
 def pct(value: float) -> str:
     """A rate as a percentage with one decimal (`0.5` -> `50.0%`)."""
     return f"{value:.1%}"
@@ -161,7 +149,6 @@ def _header(report: RunReport) -> list[str]:
 
 def _summary(report: RunReport) -> list[str]:
     total, usage = report.aggregate(), report.usage
-    latencies = [c.latency_ms for c in report.cases]
     return [
         "## Summary",
         "",
@@ -169,7 +156,7 @@ def _summary(report: RunReport) -> list[str]:
         f"- {_hats_line(total.pass_hat)}",
         f"- {_verdict(report)}",
         f"- tokens: {usage.input_tokens:,} in / {usage.output_tokens:,} out, {usage.model_calls:,} model calls",
-        f"- latency per case: p50 {percentile(latencies, 50):,.0f} ms, p95 {percentile(latencies, 95):,.0f} ms",
+        f"- latency per case: p50 {report.latency_ms(50):,.0f} ms, p95 {report.latency_ms(95):,.0f} ms",
     ]
 
 
@@ -263,12 +250,12 @@ def results_table(report: RunReport) -> Table:
 
 def summary_line(report: RunReport) -> Text:
     """The footer: pass^1..k, threshold and verdict, then tokens, calls and latency percentiles."""
-    usage, latencies = report.usage, [c.latency_ms for c in report.cases]
+    usage = report.usage
     line = Text(_hats_line(report.aggregate().pass_hat) + "  ")
     line.append(_verdict(report), style="bold green" if report.ok else "bold red")
     line.append(
         f"  tokens {usage.input_tokens:,} in / {usage.output_tokens:,} out  model calls {usage.model_calls:,}"
-        f"  latency p50 {percentile(latencies, 50):,.0f} ms p95 {percentile(latencies, 95):,.0f} ms"
+        f"  latency p50 {report.latency_ms(50):,.0f} ms p95 {report.latency_ms(95):,.0f} ms"
     )
     return line
 

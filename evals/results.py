@@ -8,8 +8,7 @@ that k trials drawn from those n all pass; a suite's pass^k is the mean over its
 from __future__ import annotations
 
 from datetime import datetime
-from math import comb
-from statistics import median
+from math import comb, floor
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -105,6 +104,17 @@ class RunMeta(_Data):
     label: str = ""
 
 
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (q in 0..100), interpolated between ranks as `statistics.median` does; 0 for none."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low = floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
 def pass_hat(successes: int, trials: int, k: int) -> float:
     """C(successes, k) / C(trials, k): the chance that k of the trials, drawn at random, all passed."""
     if k < 1 or k > trials:
@@ -178,6 +188,6 @@ class RunReport(_Data):
             total = total + case.usage
         return total
 
-    def latency_p50_ms(self) -> float:
-        """The median case latency."""
-        return median(c.latency_ms for c in self.cases) if self.cases else 0.0
+    def latency_ms(self, q: float) -> float:
+        """The q-th percentile of the case latencies (q in 0..100)."""
+        return percentile([c.latency_ms for c in self.cases], q)

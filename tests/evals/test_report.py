@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from evals.report import load_report, markdown, percentile, print_summary, report_stem, shorten, write_reports
-from evals.results import CaseResult, Check, Line, RunMeta, RunReport, Usage
+from evals.report import load_report, markdown, print_summary, report_stem, shorten, write_reports
+from evals.results import CaseResult, Check, Line, RunMeta, RunReport, Usage, percentile
 
 STARTED = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
 LONG_REASON = "expected exactly one confirmed Corte on Thursday at 10:00 for the customer " + "x" * 60
