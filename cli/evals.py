@@ -11,28 +11,24 @@ subcommand by that shorthand; `asistente eval run compare` would still reach it.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import yaml
 from pydantic import ValidationError
 from typer.core import TyperGroup
 
 from cli.capture import capture
 from cli.config import environment_tracer, fail, load_configuration, one_line
-from cli.recorded import EVAL_PROJECT_SUFFIX, describe_failure
+from cli.recorded import EVAL_PROJECT_SUFFIX, REPLAY_FAILURES, describe_failure
 from core.settings import Settings
 
 if TYPE_CHECKING:
     from evals.results import Mode, RunReport
     from evals.runner import RunOptions
     from evals.scenario import Scenario
-
-_FAILURES = (OSError, yaml.YAMLError, sqlite3.Error)
 
 SUITE = "run"
 
@@ -73,7 +69,7 @@ def _scenarios(names: list[str] | None, tags: list[str] | None) -> list[Scenario
         scenarios = load_scenarios(names or None, tags=tags or None)
     except KeyError as exc:
         raise fail(str(exc.args[0])) from None
-    except (ValueError, *_FAILURES) as exc:  # ValueError covers pydantic's ValidationError
+    except (ValueError, *REPLAY_FAILURES) as exc:  # ValueError covers pydantic's ValidationError
         raise fail(describe_failure(exc, f"a scenario in {SCENARIOS_DIR}")) from None
     if not scenarios:
         raise fail(f"no scenarios to run in {SCENARIOS_DIR} (names {names or 'all'}, tags {tags or 'any'})")
@@ -182,7 +178,7 @@ def run(
         options = _options(mode, Path(scratch), tracer=tracer, label=label, **given)
         try:
             report = _run(chosen, options)
-        except _FAILURES as exc:
+        except REPLAY_FAILURES as exc:
             raise fail(f"eval could not run: {one_line(exc)}") from None
         finally:
             if tracer is not None:

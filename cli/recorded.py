@@ -18,7 +18,7 @@ from cli.config import environment_tracer, fail, one_line
 
 # What a replay fails with outside a turn (failures inside one are the run's `error`): files that cannot be read
 # or written (the scratch directory, a missing or unreadable cassette), a cassette that is not YAML, the SQLite file.
-_REPLAY_FAILURES = (OSError, yaml.YAMLError, sqlite3.Error)
+REPLAY_FAILURES = (OSError, yaml.YAMLError, sqlite3.Error)
 _RECORDING = "the demo scenario or its cassette"
 # Demo and eval traces go to their own LangSmith project, never among production's turns.
 EVAL_PROJECT_SUFFIX = "-eval"
@@ -53,7 +53,7 @@ def demo(
     with tempfile.TemporaryDirectory(prefix="asistente-demo-") as scratch:
         try:
             run = asyncio.run(run_demo(keep_dir or Path(scratch), tracer=tracer))
-        except _REPLAY_FAILURES as exc:
+        except REPLAY_FAILURES as exc:
             raise fail(f"the demo could not run: {describe_failure(exc, _RECORDING)}") from None
         finally:
             if tracer is not None:

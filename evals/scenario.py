@@ -253,10 +253,6 @@ class Scenario(_Strict):
         """The customer's language (the tag)."""
         return self.tags.language
 
-    def events_after(self, turns: int) -> list[EventKind]:
-        """The events that arrive once `turns` customer turns have been answered."""
-        return [e.event for e in self.events if e.after_turn == turns]
-
 
 def load_scenario(path: Path) -> Scenario:
     """Parse one scenario file; its name is the file name without `.yaml`."""
