@@ -160,6 +160,7 @@ def run(
 ) -> None:
     """Run the scenarios through the real graph, tools and store; print the table, write the reports."""
     require_evals()
+    from langsmith.utils import LangSmithError
     from rich.console import Console
 
     from evals.report import REPORTS_DIR, print_summary, write_reports
@@ -180,6 +181,11 @@ def run(
             report = _run(chosen, options)
         except REPLAY_FAILURES as exc:
             raise fail(f"eval could not run: {one_line(exc)}") from None
+        except LangSmithError as exc:
+            raise fail(
+                f"the LangSmith experiment failed ({one_line(exc)}); check LANGSMITH_API_KEY and LANGSMITH_ENDPOINT, "
+                "or run locally with ASISTENTE_EVAL_EXPERIMENT=0"
+            ) from None
         finally:
             if tracer is not None:
                 tracer.flush()

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from core.settings import Settings, get_settings
+from core.settings import Settings, get_settings, is_placeholder
 from evals.results import CaseResult, RunMeta
 from evals.runner import CaseRunner, Executor
 from evals.scenario import Scenario
@@ -31,7 +31,14 @@ def _settings() -> Settings | None:
 def experiment_executor(settings: Settings | None = None) -> Executor | None:
     """An executor recording the run as a LangSmith experiment, or None (no key, or switched off)."""
     settings = settings or _settings()
-    if settings is None or settings.langsmith_api_key is None or os.environ.get(EXPERIMENT_ENV, "1") == "0":
+    key = settings.langsmith_api_key if settings is not None else None
+    # A placeholder key (.env.example's) means no LangSmith, as it does for tracing switched off.
+    if (
+        settings is None
+        or key is None
+        or is_placeholder(key.get_secret_value())
+        or os.environ.get(EXPERIMENT_ENV, "1") == "0"
+    ):
         return None
     from agent.tracing import langsmith_client
     from evals.experiments import run_experiment

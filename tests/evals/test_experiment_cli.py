@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,3 +67,27 @@ def test_experiment_runs_are_masked_like_traces(
     [run] = [r for r in keyed.roots() if r.get("name") == "AsyncTarget"]
     replies = " ".join(run["outputs"]["replies"])
     assert ("+34910000000" in replies) is not masked and ("+***000" in replies) is masked
+
+
+def test_a_placeholder_key_runs_locally(
+    keyed: LangSmithDouble, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LANGSMITH_API_KEY", "changeme")  # as copied from .env.example
+    get_settings.cache_clear()
+    result = CliRunner().invoke(app, ["eval", "cancel_es", "--report-dir", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    assert keyed.datasets == {} and keyed.requests == []
+
+
+def test_an_unreachable_langsmith_fails_in_one_line(
+    keyed: LangSmithDouble, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # nothing listens there once the socket is closed
+    monkeypatch.setenv("LANGSMITH_ENDPOINT", f"http://127.0.0.1:{port}")
+    get_settings.cache_clear()
+    result = CliRunner().invoke(app, ["eval", "cancel_es", "--report-dir", str(tmp_path / "r")])
+    assert result.exit_code == 1
+    assert "the LangSmith experiment failed" in result.output and "ASISTENTE_EVAL_EXPERIMENT=0" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "r").exists()
