@@ -234,12 +234,15 @@ class RecordingTransport(httpx.AsyncBaseTransport):
         response = await self.inner.handle_async_request(request)
         if not request.url.path.endswith(CHAT_PATH):
             return response
-        content = await response.aread()
-        answered = httpx.Response(response.status_code, headers=response.headers, content=content)
+        # Read (and decoded) once: the client and the cassette both get the plain body, without the encoding headers
+        # that would make httpx decode it a second time (OpenAI answers gzip).
+        answered = httpx.Response(
+            response.status_code, headers=_plain(response.headers), content=await response.aread()
+        )
         body = _body(request)
         self.fingerprints.add(Fingerprint.of_request(body))
         self.interactions.append(_interaction(request, body, answered))
-        return httpx.Response(response.status_code, headers=_plain(response.headers), content=content)
+        return answered
 
     def cassette(self) -> Cassette:
         """What was recorded; one fingerprint for the whole conversation (the agent's prompt does not change)."""
@@ -254,6 +257,5 @@ class RecordingTransport(httpx.AsyncBaseTransport):
 
 
 def _plain(headers: httpx.Headers) -> dict[str, str]:
-    # The body was read (and decoded) already: the client must not decode it again.
     skip = {"content-encoding", "content-length", "transfer-encoding"}
     return {k: v for k, v in headers.items() if k.lower() not in skip}

@@ -5,6 +5,7 @@ format kept, and authored answers turned into a cassette that replays to the sam
 from __future__ import annotations
 
 import functools
+import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -279,6 +280,23 @@ async def test_a_recording_keeps_no_credentials(tmp_path: Path) -> None:
         "content-type": ["application/json"],
         "x-request-id": ["req_1"],
     }
+
+
+async def test_a_gzip_answer_is_recorded_and_returned_decoded(tmp_path: Path) -> None:
+    # OpenAI compresses its answers: the client and the cassette both get the plain JSON, decoded once.
+    answer = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "Hola"}}]}
+
+    def server(request: httpx.Request) -> httpx.Response:
+        headers = {"content-encoding": "gzip", "content-type": "application/json"}
+        return httpx.Response(200, headers=headers, content=gzip.compress(json.dumps(answer).encode()))
+
+    recorder = RecordingTransport(httpx.MockTransport(server), "zipped", "recorded from a test server")
+    async with httpx.AsyncClient(transport=recorder) as client:
+        answered = await client.post(CHAT_URL, json={"model": "gpt-5-mini", "messages": []})
+    assert answered.json() == answer
+    recorder.cassette().save(tmp_path / "zipped.yaml")
+    [interaction] = Cassette.load(tmp_path / "zipped.yaml").interactions
+    assert json.loads(interaction["response"]["body"]["string"]) == answer
 
 
 # --- vcrpy reads the format ------------------------------------------------------------------------------------
